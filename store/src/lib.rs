@@ -10,6 +10,7 @@ pub mod canon;
 pub mod durable;
 pub mod error;
 pub mod fork;
+pub mod fsck;
 pub mod hash;
 pub mod journal;
 pub mod lock;

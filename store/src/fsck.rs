@@ -1,0 +1,248 @@
+//! `fsck` of the store layer: re-hash every object (own and alternates), check the
+//! ledger against the files, verify the whole journal chain line by line (streaming,
+//! constant memory), compare the index with what the chain says, and report past
+//! repairs. It works on damaged worlds (it never needs the journal to open) and reports
+//! every finding with its exact location instead of stopping at the first.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::hash::Hash;
+use crate::journal::index::IndexFile;
+use crate::journal::scan::{scan, Cursor, Found};
+use crate::journal::index_path;
+use crate::objects::{hash_file, read_ledger_at, ObjectStore};
+use crate::world::{Access, Config, Layout, World};
+
+/// How bad a finding is: errors make fsck fail; notes are information.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Note,
+}
+
+/// One thing fsck found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub severity: Severity,
+    /// A short stable code, e.g. `object_corrupt`, `journal_damaged`.
+    pub code: &'static str,
+    /// Where: a file, a seq, an object.
+    pub location: String,
+    pub what: String,
+}
+
+/// What fsck checked.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Summary {
+    pub records: u64,
+    pub journal_bytes: u64,
+    pub objects: u64,
+    pub object_bytes: u64,
+}
+
+/// Progress callback: (phase, done, total).
+pub type Progress<'a> = &'a dyn Fn(&str, u64, u64);
+
+/// Check the world at `root`, sending findings to `report` as they are found.
+pub fn fsck(root: &Path, progress: Progress<'_>, report: &mut dyn FnMut(Finding)) -> Summary {
+    let layout = Layout::new(root);
+    let mut summary = Summary::default();
+    let rel = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
+    let mut add = |severity, code, location: String, what: String| report(Finding { severity, code, location, what });
+
+    if let Err(e) = Config::read(&layout.config()) {
+        add(Severity::Error, "config", rel(&layout.config()), e.to_string());
+    }
+    // Let an idle world repair a torn tail first, exactly as any opening command would.
+    if let Ok(mut w) = World::open(root, Access::Read) {
+        for warning in w.warnings() {
+            add(Severity::Note, "journal_repaired", rel(&layout.journal()), warning);
+        }
+    }
+    check_repairs_log(&layout, &mut add, &rel);
+    check_journal(&layout, &mut summary, progress, &mut add, &rel);
+    check_objects(&layout, &mut summary, progress, &mut add, &rel);
+    summary
+}
+
+type Add<'a> = dyn FnMut(Severity, &'static str, String, String) + 'a;
+
+fn check_repairs_log(layout: &Layout, add: &mut Add<'_>, rel: &dyn Fn(&Path) -> String) {
+    let Ok(f) = File::open(layout.repairs_log()) else { return };
+    for line in BufReader::new(f).lines().map_while(Result::ok) {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        add(
+            Severity::Note,
+            "journal_torn_tail_truncated",
+            format!("{} byte {}", rel(&layout.journal()), v["offset"]),
+            format!(
+                "an interrupted append ({} bytes after seq {}) was truncated on open{}",
+                v["bytes"],
+                v["after_seq"],
+                v["saved_to"].as_str().map(|p| format!("; the bytes are kept in {p}")).unwrap_or_default()
+            ),
+        );
+    }
+}
+
+fn check_journal(layout: &Layout, summary: &mut Summary, progress: Progress<'_>, add: &mut Add<'_>, rel: &dyn Fn(&Path) -> String) {
+    let path = layout.journal();
+    let loc = rel(&path);
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) => return add(Severity::Error, "journal_missing", loc, format!("cannot open the journal: {e}")),
+    };
+    let total = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let index = IndexFile::open(&index_path(&path), false).ok().flatten();
+    let header = index.as_ref().and_then(|i| i.header());
+    let mut index_mismatch: Option<u64> = None;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut last_tick = 0;
+    let mut records = 0u64;
+    let mut head = None;
+    let start = Cursor { seq: 0, prev: None, offset: 0 };
+    let result = scan(&mut reader, start, |found| {
+        match found {
+            Found::Record { offset, hash, record, .. } => {
+                records += 1;
+                head = Some((record.seq, hash));
+                if let (Some(idx), Some(h)) = (&index, &header) {
+                    if record.seq < h.count && index_mismatch.is_none() && idx.offset(record.seq).ok() != Some(offset) {
+                        index_mismatch = Some(record.seq);
+                    }
+                }
+                if offset - last_tick > (4 << 20) {
+                    last_tick = offset;
+                    progress("journal", offset, total);
+                }
+            }
+            Found::Damaged { seq, offset, what } => {
+                records += 1;
+                add(Severity::Error, "journal_damaged", format!("{loc} seq {seq} (line {}, byte {offset})", seq + 1), what);
+            }
+            Found::Torn { offset, len } => add(
+                Severity::Note,
+                "journal_torn_tail",
+                format!("{loc} byte {offset}"),
+                format!("{len} bytes after the last complete record are an unfinished append; the next writer truncates them (a writer holds the lock now)"),
+            ),
+        }
+        ControlFlow::Continue(())
+    });
+    progress("journal", total, total);
+    if let Err(e) = result {
+        add(Severity::Error, "journal_unreadable", loc.clone(), format!("read failed: {e}"));
+    }
+    summary.records = records;
+    summary.journal_bytes = total;
+    if records == 0 {
+        add(Severity::Error, "journal_empty", loc.clone(), "the journal has no records (every world starts with world_created)".into());
+    }
+    let idx_loc = rel(&index_path(&path));
+    match (header, index_mismatch) {
+        (_, Some(seq)) => add(Severity::Note, "index_stale", idx_loc, format!("entry for seq {seq} does not match the journal; the index is rebuilt on the next open (it is never authoritative)")),
+        (Some(h), None) if h.count > records => add(Severity::Note, "index_stale", idx_loc, format!("index lists {} records but the journal has {records}; it will be rebuilt", h.count)),
+        (Some(h), None) if head.is_some_and(|(s, hh): (u64, Hash)| s + 1 == h.count && hh.0 != h.head_hash) => {
+            add(Severity::Note, "index_stale", idx_loc, "index head hash differs from the journal's; it will be rebuilt".into())
+        }
+        _ => {}
+    }
+}
+
+fn check_objects(layout: &Layout, summary: &mut Summary, progress: Progress<'_>, add: &mut Add<'_>, rel: &dyn Fn(&Path) -> String) {
+    let own = layout.objects();
+    let store = match ObjectStore::open(&own) {
+        Ok(s) => s,
+        Err(e) => return add(Severity::Error, "objects_unreadable", rel(&own), e.to_string()),
+    };
+    let ledger_path = store.ledger_path();
+    let ledger = match read_ledger_at(&ledger_path) {
+        Ok(l) => l,
+        Err(e) => {
+            add(Severity::Error, "ledger_damaged", rel(&ledger_path), e.to_string());
+            Vec::new()
+        }
+    };
+    let mut dirs: Vec<(PathBuf, bool)> = vec![(own.clone(), true)];
+    for alt in store.alternates() {
+        if alt.is_dir() {
+            dirs.push((alt.clone(), false));
+        } else {
+            add(
+                Severity::Error,
+                "alternate_missing",
+                rel(&own.join(crate::objects::ALTERNATES)),
+                format!("objects are shared from {}, which no longer exists: objects inherited from the source world are unavailable", alt.display()),
+            );
+        }
+    }
+    let mut listed = Vec::new();
+    for (dir, is_own) in &dirs {
+        match ObjectStore::list_files(dir) {
+            Ok(files) => listed.extend(files.into_iter().map(|(p, h)| (p, h, *is_own))),
+            Err(e) => add(Severity::Error, "objects_unreadable", dir.display().to_string(), e.to_string()),
+        }
+    }
+    let total = listed.len() as u64;
+    let mut present: HashSet<Hash> = HashSet::with_capacity(listed.len());
+    let mut content_of_misnamed: Vec<(PathBuf, Hash)> = Vec::new();
+    for (i, (path, name, is_own)) in listed.iter().enumerate() {
+        if i % 256 == 0 {
+            progress("objects", i as u64, total);
+        }
+        let shown = if *is_own { rel(path) } else { path.display().to_string() };
+        let Some(name) = name else {
+            add(Severity::Error, "object_misnamed", shown, "file name is not a blake3 hex digest".into());
+            continue;
+        };
+        summary.objects += 1;
+        summary.object_bytes += fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        match hash_file(path) {
+            Ok(actual) if actual == *name => {
+                present.insert(*name);
+            }
+            Ok(actual) => {
+                content_of_misnamed.push((path.clone(), actual));
+                add(
+                    Severity::Error,
+                    "object_corrupt",
+                    format!("object {name} ({shown})"),
+                    format!("content hashes to {actual}: the file was modified, damaged or renamed"),
+                );
+            }
+            Err(e) => add(Severity::Error, "object_unreadable", format!("object {name} ({shown})"), e.to_string()),
+        }
+    }
+    progress("objects", total, total);
+    let recorded: HashSet<Hash> = ledger.iter().map(|(_, h)| *h).collect();
+    for (line, h) in &ledger {
+        if !present.contains(h) {
+            let renamed = content_of_misnamed.iter().find(|(_, c)| c == h);
+            let what = match renamed {
+                Some((p, _)) => format!("missing; its content is found in {} under a wrong name", rel(p)),
+                None => "missing: recorded as written but no longer in the store".to_string(),
+            };
+            add(Severity::Error, "object_missing", format!("object {h} ({} line {line})", rel(&ledger_path)), what);
+        }
+    }
+    for (path, name, is_own) in &listed {
+        if let (Some(h), true) = (name, is_own) {
+            if present.contains(h) && !recorded.contains(h) {
+                add(Severity::Note, "object_unrecorded", format!("object {h} ({})", rel(path)), "present but not in the ledger (a write interrupted before it was recorded); harmless".into());
+            }
+        }
+    }
+    if let Ok(entries) = fs::read_dir(own.join("tmp")) {
+        let n = entries.count();
+        if n > 0 {
+            add(Severity::Note, "object_temp_files", rel(&own.join("tmp")), format!("{n} temporary files from interrupted writes; safe to delete"));
+        }
+    }
+}
