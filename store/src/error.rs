@@ -27,6 +27,8 @@ pub enum Error {
     NotAWorld { start: PathBuf },
     #[error("{} is already an aos world; choose another directory", path.display())]
     AlreadyAWorld { path: PathBuf },
+    #[error("{}: no such file or directory", path.display())]
+    NoSuchPath { path: PathBuf },
     #[error("{} exists and is not a directory", path.display())]
     NotADirectory { path: PathBuf },
     #[error("the world {} is locked by another writer ({holder})\nhint: wait for it to finish; if that process no longer exists the lock is released automatically", path.display())]
@@ -66,6 +68,7 @@ impl Error {
             Error::NotAWorld { .. }
                 | Error::AlreadyAWorld { .. }
                 | Error::NotADirectory { .. }
+                | Error::NoSuchPath { .. }
                 | Error::ObjectNotFound { .. }
                 | Error::AmbiguousPrefix { .. }
                 | Error::BadHash(_)

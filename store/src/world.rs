@@ -145,13 +145,13 @@ pub fn discover(start: &Path) -> Result<PathBuf> {
     }
 }
 
-/// `path` made absolute without resolving symlinks; a missing path is an error.
+/// `path` made absolute and canonical (symlinks and `..` resolved); a missing path is an
+/// error naming it.
 pub fn absolute(path: &Path) -> Result<PathBuf> {
-    let abs = std::path::absolute(path).map_err(io_err("resolve", path))?;
-    if !abs.exists() {
-        return Err(Error::Io { op: "open", path: abs, source: io::Error::from(io::ErrorKind::NotFound) });
-    }
-    Ok(abs)
+    fs::canonicalize(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => Error::NoSuchPath { path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()) },
+        _ => io_err("resolve", path)(e),
+    })
 }
 
 /// Check that `root` names a world (no walking up).

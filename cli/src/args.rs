@@ -1,0 +1,179 @@
+//! The clap definitions of every `aos` command. Help texts here are also the source of
+//! the man pages in `man/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::output::Format;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "aos",
+    version,
+    about = "A git-like toolchain for deterministic, auditable agent worlds",
+    long_about = "aos keeps a world in a directory: content-addressed objects and an append-only, \
+hash-chained journal under .aos/. Run aos inside a world (it is found by walking up from the \
+current directory, like git) or point at one with -C DIR or --world DIR.\n\n\
+Exit status: 0 ok, 1 the command found a problem (a failed check, a damaged journal), \
+2 a usage or input error.",
+    after_help = "Start with `aos init`, then `aos log` and `aos fsck`. Every command has --help; \
+man pages are in man/.",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Run as if aos was started in DIR (the world is then found from there).
+    #[arg(short = 'C', value_name = "DIR", global = true)]
+    pub chdir: Option<PathBuf>,
+    /// Use the world rooted exactly at DIR (no walking up).
+    #[arg(long = "world", value_name = "DIR", global = true)]
+    pub world: Option<PathBuf>,
+    /// Output format: human text or JSON for machines.
+    #[arg(long, value_enum, default_value_t = Format::Text, global = true)]
+    pub format: Format,
+    /// Do not show progress bars or informational messages.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Name recorded as the origin of records this command writes (default: the OS user).
+    #[arg(long = "as", value_name = "NAME", global = true)]
+    pub actor: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a world in DIR (default: the current directory).
+    Init(InitArgs),
+    /// Fork a world: a cheap copy, optionally at a past height.
+    Fork(ForkArgs),
+    /// Manage worlds (init, fork) under one noun.
+    #[command(subcommand)]
+    World(WorldCommand),
+    /// Show the world's id, head, counts and keys.
+    Info,
+    /// Show the journal, newest record first.
+    Log(LogArgs),
+    /// Print an object by hash (pretty JSON by default).
+    #[command(name = "cat-object")]
+    CatObject(CatObjectArgs),
+    /// Store and fetch raw blobs.
+    #[command(subcommand)]
+    Blob(BlobCommand),
+    /// Check every object, the journal chain, the index and the keys.
+    Fsck,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorldCommand {
+    /// Create a world (same as `aos init`).
+    Init(InitArgs),
+    /// Fork a world (same as `aos fork`).
+    Fork(ForkArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Creates DIR/.aos/ with config.json (format version, world id, receipt \
+public key), a fresh ed25519 receipt signing key (keys/receipts.ed25519, mode 0600), an empty \
+object store and a journal whose first record is world_created. Creation is atomic: an \
+interrupted init leaves no partial world.\n\nExamples:\n  aos init my-world\n  aos init --as alice")]
+pub struct InitArgs {
+    /// Directory to create the world in (created if missing).
+    #[arg(value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "The fork copies the source journal up to SEQ (all of it by default) and \
+appends a forked_from record naming the source world, seq and record hash. Objects are not \
+copied: the fork lists the source's object directory as an alternate (instant; the source must \
+stay where it is), or hard-links every object with --link-objects (independent of the source; \
+same file system only). The fork gets its own world id and signing key and keeps the source's \
+public keys to verify inherited receipts.\n\nExamples:\n  aos fork . ../experiment\n  aos fork prod staging --at 1200 --link-objects")]
+pub struct ForkArgs {
+    /// The world to fork (found by walking up from this path).
+    #[arg(value_name = "SRC")]
+    pub src: PathBuf,
+    /// Where to create the fork (must not already be a world).
+    #[arg(value_name = "DST")]
+    pub dst: PathBuf,
+    /// Fork at this journal seq instead of the head.
+    #[arg(long, value_name = "SEQ")]
+    pub at: Option<u64>,
+    /// Hard-link every object instead of sharing the source's object directory.
+    #[arg(long)]
+    pub link_objects: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Text output shows each record's seq, kind, hash, time, causes and body. \
+--format json prints one JSON object per line: the record's fields plus its hash.\n\n\
+Examples:\n  aos log -n 5\n  aos log --kind world_created --kind forked_from\n  aos log --since 100 --format json\n  aos log --follow")]
+pub struct LogArgs {
+    /// Show at most N records.
+    #[arg(short = 'n', long = "max-count", value_name = "N")]
+    pub max_count: Option<u64>,
+    /// Only records of this kind (repeatable).
+    #[arg(long, value_name = "KIND")]
+    pub kind: Vec<String>,
+    /// Only records with seq >= SEQ.
+    #[arg(long, value_name = "SEQ")]
+    pub since: Option<u64>,
+    /// Keep running and print records as they are appended. Output is then oldest first:
+    /// the last N matching records (10 unless -n is given), then new ones.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Show full bodies, pretty-printed (text format).
+    #[arg(long)]
+    pub full: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "HASH is `blake3:<hex>`, the bare hex digest, or a unique prefix of at \
+least 4 hex digits. JSON objects are pretty-printed, text is printed as is; binary objects need \
+--raw (or use `aos blob get HASH -o FILE`). The object's bytes are re-hashed before anything is \
+printed; a corrupt object is an error.")]
+pub struct CatObjectArgs {
+    /// The object to print.
+    #[arg(value_name = "HASH")]
+    pub hash: String,
+    /// Write the stored bytes exactly as they are.
+    #[arg(long)]
+    pub raw: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BlobCommand {
+    /// Store files (or stdin with `-`) as blobs and print their hashes.
+    #[command(after_help = "Files are streamed in bounded chunks (no whole-file buffering) and \
+made durable together with one sync. Prints one hash per input, followed by the file name when \
+there are several.\n\nExamples:\n  aos blob put report.pdf\n  echo hello | aos blob put -")]
+    Put(BlobPutArgs),
+    /// Write a blob to stdout or to a file.
+    #[command(after_help = "The blob is verified against its hash before any byte is written. \
+With -o the file is written to a temporary name and renamed into place.")]
+    Get(BlobGetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BlobPutArgs {
+    /// Files to store; `-` reads standard input.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BlobGetArgs {
+    /// The blob's hash (or a unique prefix).
+    #[arg(value_name = "HASH")]
+    pub hash: String,
+    /// Write to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}

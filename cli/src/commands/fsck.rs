@@ -1,0 +1,78 @@
+//! `aos fsck`: every check the store offers plus the world's keys; prints each finding
+//! with its location and exits 1 if any is an error.
+
+use std::os::unix::fs::PermissionsExt;
+
+use aos_adapters::signing::ReceiptSigner;
+use aos_store::fsck::{fsck, Finding, Severity};
+use aos_store::world::{Config, Layout};
+use serde_json::json;
+
+use super::{print_json, Ctx};
+use crate::exit::Outcome;
+use crate::output::size;
+
+pub fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
+    let root = ctx.world_root()?;
+    let progress = ctx.progress();
+    let mut findings = Vec::new();
+    let json = ctx.json();
+    let mut emit = |f: Finding| {
+        if !json {
+            progress_safe_print(&f);
+        }
+        findings.push(f);
+    };
+    let summary = fsck(&root, &|phase, done, total| progress.update(phase, done, total), &mut emit);
+    check_keys(&Layout::new(&root), &mut emit);
+    progress.finish();
+    let errors = findings.iter().filter(|f| f.severity == Severity::Error).count();
+    let notes = findings.len() - errors;
+    if json {
+        print_json(&json!({"ok": errors == 0, "errors": errors, "notes": notes, "summary": summary, "findings": findings}))?;
+    } else {
+        println!(
+            "checked {} records ({}), {} objects ({}): {} error{}, {} note{}",
+            summary.records,
+            size(summary.journal_bytes),
+            summary.objects,
+            size(summary.object_bytes),
+            errors,
+            if errors == 1 { "" } else { "s" },
+            notes,
+            if notes == 1 { "" } else { "s" }
+        );
+    }
+    Ok(if errors == 0 { Outcome::Ok } else { Outcome::Problem })
+}
+
+fn progress_safe_print(f: &Finding) {
+    let label = match f.severity {
+        Severity::Error => "error",
+        Severity::Note => "note",
+    };
+    println!("{label}: {}: {} [{}]", f.location, f.what, f.code);
+}
+
+/// The receipt key: present, private, parseable, and matching the config's public key.
+fn check_keys(layout: &Layout, emit: &mut dyn FnMut(Finding)) {
+    let path = layout.receipt_key();
+    let loc = path.strip_prefix(&layout.root).unwrap_or(&path).display().to_string();
+    let mut err = |code, what: String| emit(Finding { severity: Severity::Error, code, location: loc.clone(), what });
+    let meta = match std::fs::metadata(&path) {
+        Ok(m) => m,
+        Err(e) => return err("key_missing", format!("receipt signing key unreadable: {e}")),
+    };
+    if meta.permissions().mode() & 0o077 != 0 {
+        err("key_permissions", format!("mode {:o} lets other users read the private key; run `chmod 600 {}`", meta.permissions().mode() & 0o777, path.display()));
+    }
+    let signer = match std::fs::read(&path).map_err(|e| e.to_string()).and_then(|b| ReceiptSigner::from_file_bytes(&b).map_err(|e| e.to_string())) {
+        Ok(s) => s,
+        Err(e) => return err("key_invalid", e),
+    };
+    if let Ok(cfg) = Config::read(&layout.config()) {
+        if cfg.signing_key() != Some(signer.public_key().as_str()) {
+            err("key_mismatch", format!("the private key's public half {} is not the signing key in config.json", signer.public_key()));
+        }
+    }
+}

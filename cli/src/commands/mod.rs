@@ -1,0 +1,103 @@
+//! Dispatch of parsed commands, and the context every command shares: where the world
+//! is, the output format, and who is acting.
+
+mod blob;
+mod cat_object;
+mod fork;
+mod fsck;
+mod info;
+mod init;
+mod log;
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use serde_json::{json, Value};
+
+use crate::args::{BlobCommand, Cli, Command, Global, WorldCommand};
+use crate::exit::Outcome;
+use crate::output::{Format, Progress};
+
+/// What every command gets besides its own arguments.
+pub struct Ctx {
+    pub global: Global,
+}
+
+impl Ctx {
+    pub fn format(&self) -> Format {
+        self.global.format
+    }
+
+    pub fn json(&self) -> bool {
+        self.global.format == Format::Json
+    }
+
+    /// The world to operate on: `--world DIR` exactly, else found by walking up from the
+    /// current directory.
+    pub fn world_root(&self) -> anyhow::Result<PathBuf> {
+        Ok(match &self.global.world {
+            Some(w) => aos_store::world::require_world(w)?,
+            None => aos_store::world::discover(std::path::Path::new("."))?,
+        })
+    }
+
+    /// The origin recorded on root records: who and through what.
+    pub fn origin(&self) -> Value {
+        json!({ "who": self.actor(), "via": "cli" })
+    }
+
+    pub fn actor(&self) -> String {
+        if let Some(a) = &self.global.actor {
+            return a.clone();
+        }
+        for var in ["USER", "LOGNAME"] {
+            if let Ok(u) = std::env::var(var) {
+                if !u.is_empty() {
+                    return u;
+                }
+            }
+        }
+        // SAFETY: getuid has no preconditions and cannot fail.
+        format!("uid:{}", unsafe { libc::getuid() })
+    }
+
+    pub fn progress(&self) -> Progress {
+        Progress::new(!self.global.quiet && !self.json())
+    }
+
+    /// Informational message on stderr (suppressed by --quiet).
+    pub fn info(&self, msg: &str) {
+        if !self.global.quiet {
+            eprintln!("{msg}");
+        }
+    }
+}
+
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    if let Some(dir) = &cli.global.chdir {
+        std::env::set_current_dir(dir)
+            .map_err(|e| crate::exit::UserError(format!("-C {}: {e}", dir.display())))
+            .context("cannot change directory")?;
+    }
+    let ctx = Ctx { global: cli.global };
+    match cli.command {
+        Command::Init(a) | Command::World(WorldCommand::Init(a)) => init::run(&ctx, a),
+        Command::Fork(a) | Command::World(WorldCommand::Fork(a)) => fork::run(&ctx, a),
+        Command::Info => info::run(&ctx),
+        Command::Log(a) => log::run(&ctx, a),
+        Command::CatObject(a) => cat_object::run(&ctx, a),
+        Command::Blob(BlobCommand::Put(a)) => blob::put(&ctx, a),
+        Command::Blob(BlobCommand::Get(a)) => blob::get(&ctx, a),
+        Command::Fsck => fsck::run(&ctx),
+    }
+}
+
+/// Print a JSON value on one line to stdout.
+pub fn print_json(v: &Value) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, v)?;
+    writeln!(out)?;
+    Ok(())
+}
