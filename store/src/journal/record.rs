@@ -64,11 +64,14 @@ pub fn check_line(line: &[u8], seq: u64, prev: Option<Hash>) -> Result<Record, S
     }
     if rec.prev != prev {
         let show = |h: Option<Hash>| h.map_or("null".to_string(), |h| h.to_string());
-        return Err(format!(
-            "prev is {}, but the previous record hashes to {}: a record before it was changed, removed or reordered",
-            show(rec.prev),
-            show(prev)
-        ));
+        return Err(match seq.checked_sub(1) {
+            Some(before) => format!(
+                "prev is {}, but record seq {before} hashes to {}: record seq {before} was modified, or this record's prev was, or records were removed or reordered",
+                show(rec.prev),
+                show(prev)
+            ),
+            None => format!("prev is {}, but the first record must have prev null", show(rec.prev)),
+        });
     }
     if let Some(c) = rec.cause.iter().find(|&&c| c >= seq) {
         return Err(format!("cause names seq {c}, which is not earlier than this record"));
@@ -94,7 +97,9 @@ mod tests {
         assert!(String::from_utf8_lossy(&l).contains(r#""at_ns":"18446744073709551615""#));
         check_line(&l, 0, None).unwrap();
         assert!(check_line(&l, 1, None).unwrap_err().contains("seq field is 0, expected 1"));
-        assert!(check_line(&l, 0, Some(Hash::of(b"x"))).unwrap_err().contains("prev is null"));
+        let l1 = line(1, Some(Hash::of(b"a")));
+        check_line(&l1, 1, Some(Hash::of(b"a"))).unwrap();
+        assert!(check_line(&l1, 1, Some(Hash::of(b"b"))).unwrap_err().contains("record seq 0 was modified"));
         let mut spaced = l.clone();
         spaced.insert(1, b' ');
         assert!(check_line(&spaced, 0, None).unwrap_err().contains("canonical"));
