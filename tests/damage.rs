@@ -17,7 +17,10 @@ use serde_json::Value;
 
 fn fsck_json(root: &std::path::Path) -> (i32, Value) {
     let o = aos(root, &["fsck", "--format", "json"]);
-    (o.status.code().unwrap_or(-1), serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&o))))
+    (
+        o.status.code().unwrap_or(-1),
+        serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&o))),
+    )
 }
 
 fn codes(v: &Value) -> Vec<(String, String, String)> {
@@ -25,13 +28,23 @@ fn codes(v: &Value) -> Vec<(String, String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| (f["severity"].as_str().unwrap().into(), f["code"].as_str().unwrap().into(), f["location"].as_str().unwrap().into()))
+        .map(|f| {
+            (
+                f["severity"].as_str().unwrap().into(),
+                f["code"].as_str().unwrap().into(),
+                f["location"].as_str().unwrap().into(),
+            )
+        })
         .collect()
 }
 
 /// Byte offset where line `seq` (0-based) of the journal starts.
 fn line_offset(journal: &[u8], seq: usize) -> usize {
-    journal.split_inclusive(|&b| b == b'\n').take(seq).map(<[u8]>::len).sum()
+    journal
+        .split_inclusive(|&b| b == b'\n')
+        .take(seq)
+        .map(<[u8]>::len)
+        .sum()
 }
 
 #[test]
@@ -40,15 +53,34 @@ fn torn_tail_is_truncated_noted_and_nothing_else_changes() {
     append(&root, 5, "note");
     let jpath = root.join(".aos/journal");
     let good = std::fs::read(&jpath).unwrap();
-    OpenOptions::new().append(true).open(&jpath).unwrap().write_all(br#"{"at_ns":"176"#).unwrap();
+    OpenOptions::new()
+        .append(true)
+        .open(&jpath)
+        .unwrap()
+        .write_all(br#"{"at_ns":"176"#)
+        .unwrap();
     let o = aos(&root, &["log", "-n", "1"]);
     expect_code(&o, 0);
-    assert!(stderr(&o).contains("truncated an unfinished final line"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("truncated an unfinished final line"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(std::fs::read(&jpath).unwrap(), good);
     let (code, v) = fsck_json(&root);
     assert_eq!(code, 0, "{v}");
-    assert!(codes(&v).iter().any(|(s, c, _)| s == "note" && c == "journal_torn_tail_truncated"), "{v}");
-    let saved = std::fs::read_dir(root.join(".aos/lost+found")).unwrap().next().unwrap().unwrap().path();
+    assert!(
+        codes(&v)
+            .iter()
+            .any(|(s, c, _)| s == "note" && c == "journal_torn_tail_truncated"),
+        "{v}"
+    );
+    let saved = std::fs::read_dir(root.join(".aos/lost+found"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     assert_eq!(std::fs::read(saved).unwrap(), br#"{"at_ns":"176"#);
 }
 
@@ -72,13 +104,27 @@ fn flipped_byte_in_a_middle_record_is_found_at_its_seq_and_left_alone() {
     let found = codes(&v);
     let named = v["findings"].as_array().unwrap().iter().any(|f| {
         f["code"] == "journal_damaged"
-            && (f["location"].as_str().unwrap().contains("seq 4 (line 5") || f["what"].as_str().unwrap().contains("record seq 4 was modified"))
+            && (f["location"].as_str().unwrap().contains("seq 4 (line 5")
+                || f["what"]
+                    .as_str()
+                    .unwrap()
+                    .contains("record seq 4 was modified"))
     });
     assert!(named, "{v}");
-    assert!(found.iter().filter(|(s, _, _)| s == "error").all(|(_, _, l)| l.contains("seq 4") || l.contains("seq 5")), "{found:?}");
+    assert!(
+        found
+            .iter()
+            .filter(|(s, _, _)| s == "error")
+            .all(|(_, _, l)| l.contains("seq 4") || l.contains("seq 5")),
+        "{found:?}"
+    );
     let text = stdout(&aos(&root, &["fsck"]));
     assert!(text.contains("error: .aos/journal seq"), "{text}");
-    assert_eq!(std::fs::read(&jpath).unwrap(), bytes, "nothing is silently repaired");
+    assert_eq!(
+        std::fs::read(&jpath).unwrap(),
+        bytes,
+        "nothing is silently repaired"
+    );
     expect_code(&aos(&root, &["info"]), 1);
 }
 
@@ -89,7 +135,10 @@ fn object_damage_is_found_with_hash_and_path() {
     for i in 0..4 {
         let f = d.path().join(format!("b{i}"));
         std::fs::write(&f, format!("blob number {i}")).unwrap();
-        let h: Hash = stdout(&aos(&root, &["blob", "put", f.to_str().unwrap()])).trim().parse().unwrap();
+        let h: Hash = stdout(&aos(&root, &["blob", "put", f.to_str().unwrap()]))
+            .trim()
+            .parse()
+            .unwrap();
         hashes.push(h);
     }
     let objects = root.join(".aos/objects");
@@ -106,23 +155,59 @@ fn object_damage_is_found_with_hash_and_path() {
     let (code, v) = fsck_json(&root);
     assert_eq!(code, 1);
     let found = codes(&v);
-    let has = |code: &str, needle: &str| found.iter().any(|(s, c, l)| s == "error" && c == code && l.contains(needle));
+    let has = |code: &str, needle: &str| {
+        found
+            .iter()
+            .any(|(s, c, l)| s == "error" && c == code && l.contains(needle))
+    };
     assert!(has("object_corrupt", &hashes[0].to_string()), "{found:?}");
-    assert!(has("object_corrupt", &hashes[0].hex()[2..]), "location names the file: {found:?}");
+    assert!(
+        has("object_corrupt", &hashes[0].hex()[2..]),
+        "location names the file: {found:?}"
+    );
     assert!(has("object_missing", &hashes[1].to_string()), "{found:?}");
     assert!(has("object_missing", "ledger line 2"), "{found:?}");
     assert!(has("object_corrupt", &fake.to_string()), "{found:?}");
     assert!(has("object_missing", &hashes[2].to_string()), "{found:?}");
-    let renamed = v["findings"].as_array().unwrap().iter().find(|f| f["code"] == "object_missing" && f["location"].as_str().unwrap().contains(&hashes[2].to_string())).unwrap();
-    assert!(renamed["what"].as_str().unwrap().contains("wrong name"), "{renamed}");
+    let renamed = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| {
+            f["code"] == "object_missing"
+                && f["location"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&hashes[2].to_string())
+        })
+        .unwrap();
+    assert!(
+        renamed["what"].as_str().unwrap().contains("wrong name"),
+        "{renamed}"
+    );
     assert!(!has("object_corrupt", &hashes[3].to_string()));
 
     let o = aos(&root, &["cat-object", &hashes[0].to_string()]);
     expect_code(&o, 1);
     assert!(stderr(&o).contains("corrupt"), "{}", stderr(&o));
     let out = d.path().join("out");
-    expect_code(&aos(&root, &["blob", "get", &hashes[0].to_string(), "-o", out.to_str().unwrap()]), 1);
-    assert!(!out.exists(), "a corrupt blob never reaches the output file");
+    expect_code(
+        &aos(
+            &root,
+            &[
+                "blob",
+                "get",
+                &hashes[0].to_string(),
+                "-o",
+                out.to_str().unwrap(),
+            ],
+        ),
+        1,
+    );
+    assert!(
+        !out.exists(),
+        "a corrupt blob never reaches the output file"
+    );
     let o = aos(&root, &["blob", "get", &hashes[0].to_string()]);
     expect_code(&o, 1);
     assert!(o.stdout.is_empty(), "a corrupt blob never reaches stdout");
@@ -134,7 +219,9 @@ fn read_only_world_reads_and_refuses_writes_clearly() {
     append(&root, 3, "note");
     let f = d.path().join("b");
     std::fs::write(&f, b"bytes").unwrap();
-    let h = stdout(&aos(&root, &["blob", "put", f.to_str().unwrap()])).trim().to_string();
+    let h = stdout(&aos(&root, &["blob", "put", f.to_str().unwrap()]))
+        .trim()
+        .to_string();
     let before = tree_bytes(&root);
     let view = d.path().join("ro");
     let _m = read_only_view(&root, &view);
@@ -162,7 +249,9 @@ fn full_disk_fails_cleanly_and_loses_nothing() {
     let root = mnt.join("w");
     let small = d.path().join("small.txt");
     std::fs::write(&small, b"kept").unwrap();
-    let kept = stdout(&aos(&root, &["blob", "put", small.to_str().unwrap()])).trim().to_string();
+    let kept = stdout(&aos(&root, &["blob", "put", small.to_str().unwrap()]))
+        .trim()
+        .to_string();
     let big = d.path().join("big.bin");
     std::fs::write(&big, vec![7u8; 2 << 20]).unwrap();
     let o = aos(&root, &["blob", "put", big.to_str().unwrap()]);
@@ -170,7 +259,11 @@ fn full_disk_fails_cleanly_and_loses_nothing() {
     assert!(stderr(&o).contains("no space left"), "{}", stderr(&o));
     let objects = root.join(".aos/objects");
     assert!(!ObjectStore::path_in(&objects, &Hash::of(&vec![7u8; 2 << 20])).exists());
-    assert_eq!(std::fs::read_dir(objects.join("tmp")).unwrap().count(), 0, "temp files cleaned up");
+    assert_eq!(
+        std::fs::read_dir(objects.join("tmp")).unwrap().count(),
+        0,
+        "temp files cleaned up"
+    );
     assert_eq!(aos(&root, &["cat-object", "--raw", &kept]).stdout, b"kept");
     let (code, v) = fsck_json(&root);
     assert_eq!(code, 0, "{v}");

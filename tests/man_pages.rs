@@ -14,7 +14,10 @@ fn pages() -> Vec<(String, Vec<u8>)> {
 fn collect(cmd: clap::Command, name: &str, out: &mut Vec<(String, Vec<u8>)>) {
     let cmd = cmd.name(name.to_string()).bin_name(name.replace('-', " "));
     let mut buf = Vec::new();
-    clap_mangen::Man::new(cmd.clone()).date("2026-11-26").render(&mut buf).expect("render man page");
+    clap_mangen::Man::new(cmd.clone())
+        .date("2026-11-26")
+        .render(&mut buf)
+        .expect("render man page");
     out.push((format!("{name}.1"), buf));
     for sub in cmd.get_subcommands() {
         if sub.is_hide_set() || sub.get_name() == "help" {
@@ -52,7 +55,11 @@ fn man_pages_are_current() {
     }
     let expected: std::collections::BTreeSet<_> = pages.iter().map(|(n, _)| n.clone()).collect();
     for entry in std::fs::read_dir(&dir).expect("man dir") {
-        let name = entry.expect("entry").file_name().to_string_lossy().into_owned();
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
         if name.ends_with(".1") && !expected.contains(&name) {
             stale.push(format!("{name} (no such command any more)"));
         }
@@ -70,7 +77,11 @@ fn every_command_has_help_text() {
             let p = format!("{path} {}", sub.get_name());
             assert!(sub.get_about().is_some(), "`{p}` has no help text");
             for arg in sub.get_arguments() {
-                assert!(arg.get_help().is_some() || arg.is_hide_set(), "`{p}` argument {} has no help", arg.get_id());
+                assert!(
+                    arg.get_help().is_some() || arg.is_hide_set(),
+                    "`{p}` argument {} has no help",
+                    arg.get_id()
+                );
             }
             walk(sub, &p);
         }

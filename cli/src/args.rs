@@ -79,10 +79,12 @@ pub enum WorldCommand {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Creates DIR/.aos/ with config.json (format version, world id, receipt \
+#[command(
+    after_help = "Creates DIR/.aos/ with config.json (format version, world id, receipt \
 public key), a fresh ed25519 receipt signing key (keys/receipts.ed25519, mode 0600), an empty \
 object store and a journal whose first record is world_created. Creation is atomic: an \
-interrupted init leaves no partial world.\n\nExamples:\n  aos init my-world\n  aos init --as alice")]
+interrupted init leaves no partial world.\n\nExamples:\n  aos init my-world\n  aos init --as alice"
+)]
 pub struct InitArgs {
     /// Directory to create the world in (created if missing).
     #[arg(value_name = "DIR", default_value = ".")]
@@ -90,12 +92,14 @@ pub struct InitArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "The fork copies the source journal up to SEQ (all of it by default) and \
+#[command(
+    after_help = "The fork copies the source journal up to SEQ (all of it by default) and \
 appends a forked_from record naming the source world, seq and record hash. Objects are not \
 copied: the fork lists the source's object directory as an alternate (instant; the source must \
 stay where it is), or hard-links every object with --link-objects (independent of the source; \
 same file system only). The fork gets its own world id and signing key and keeps the source's \
-public keys to verify inherited receipts.\n\nExamples:\n  aos fork . ../experiment\n  aos fork prod staging --at 1200 --link-objects")]
+public keys to verify inherited receipts.\n\nExamples:\n  aos fork . ../experiment\n  aos fork prod staging --at 1200 --link-objects"
+)]
 pub struct ForkArgs {
     /// The world to fork (found by walking up from this path).
     #[arg(value_name = "SRC")]
@@ -112,9 +116,11 @@ pub struct ForkArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Text output shows each record's seq, kind, hash, time, causes and body. \
+#[command(
+    after_help = "Text output shows each record's seq, kind, hash, time, causes and body. \
 --format json prints one JSON object per line: the record's fields plus its hash.\n\n\
-Examples:\n  aos log -n 5\n  aos log --kind world_created --kind forked_from\n  aos log --since 100 --format json\n  aos log --follow")]
+Examples:\n  aos log -n 5\n  aos log --kind world_created --kind forked_from\n  aos log --since 100 --format json\n  aos log --follow"
+)]
 pub struct LogArgs {
     /// Show at most N records.
     #[arg(short = 'n', long = "max-count", value_name = "N")]
@@ -135,10 +141,12 @@ pub struct LogArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "HASH is `blake3:<hex>`, the bare hex digest, or a unique prefix of at \
+#[command(
+    after_help = "HASH is `blake3:<hex>`, the bare hex digest, or a unique prefix of at \
 least 4 hex digits. JSON objects are pretty-printed, text is printed as is; binary objects need \
 --raw (or use `aos blob get HASH -o FILE`). The object's bytes are re-hashed before anything is \
-printed; a corrupt object is an error.")]
+printed; a corrupt object is an error."
+)]
 pub struct CatObjectArgs {
     /// The object to print.
     #[arg(value_name = "HASH")]
@@ -151,13 +159,17 @@ pub struct CatObjectArgs {
 #[derive(Debug, Subcommand)]
 pub enum BlobCommand {
     /// Store files (or stdin with `-`) as blobs and print their hashes.
-    #[command(after_help = "Files are streamed in bounded chunks (no whole-file buffering) and \
+    #[command(
+        after_help = "Files are streamed in bounded chunks (no whole-file buffering) and \
 made durable together with one sync. Prints one hash per input, followed by the file name when \
-there are several.\n\nExamples:\n  aos blob put report.pdf\n  echo hello | aos blob put -")]
+there are several.\n\nExamples:\n  aos blob put report.pdf\n  echo hello | aos blob put -"
+    )]
     Put(BlobPutArgs),
     /// Write a blob to stdout or to a file.
-    #[command(after_help = "The blob is verified against its hash before any byte is written. \
-With -o the file is written to a temporary name and renamed into place.")]
+    #[command(
+        after_help = "The blob is verified against its hash before any byte is written. \
+With -o the file is written to a temporary name and renamed into place."
+    )]
     Get(BlobGetArgs),
 }
 

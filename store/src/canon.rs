@@ -19,12 +19,15 @@ pub enum CanonError {
 
 /// Serialize any value to canonical JSON bytes.
 pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CanonError> {
-    let bytes = json_canon::to_vec(value).map_err(|e| CanonError::Unrepresentable(e.to_string()))?;
+    let bytes =
+        json_canon::to_vec(value).map_err(|e| CanonError::Unrepresentable(e.to_string()))?;
     if let Some(lit) = unsafe_integer_literal(&bytes) {
         // A float such as 1e16 prints as an integer beyond the safe range, which could
         // not be read back under the same rule: refuse it rather than emit a form that is
         // not a fixed point.
-        return Err(CanonError::Unrepresentable(format!("number {lit} is beyond ±(2^53−1)")));
+        return Err(CanonError::Unrepresentable(format!(
+            "number {lit} is beyond ±(2^53−1)"
+        )));
     }
     Ok(bytes)
 }
@@ -51,7 +54,10 @@ fn unsafe_integer_literal(bytes: &[u8]) -> Option<String> {
         }
         if c.is_ascii_digit() {
             let start = i;
-            while i < bytes.len() && (bytes[i].is_ascii_digit() || matches!(bytes[i], b'.' | b'e' | b'E' | b'+' | b'-')) {
+            while i < bytes.len()
+                && (bytes[i].is_ascii_digit()
+                    || matches!(bytes[i], b'.' | b'e' | b'E' | b'+' | b'-'))
+            {
                 i += 1;
             }
             let lit = &bytes[start..i];
@@ -107,10 +113,14 @@ pub mod int64 {
                 u64::try_from(v).map_err(|_| E::custom("negative integer"))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
-                if v.is_empty() || !v.bytes().all(|c| c.is_ascii_digit()) || (v.len() > 1 && v.starts_with('0')) {
+                if v.is_empty()
+                    || !v.bytes().all(|c| c.is_ascii_digit())
+                    || (v.len() > 1 && v.starts_with('0'))
+                {
                     return Err(E::custom(format!("{v:?} is not a decimal integer")));
                 }
-                v.parse().map_err(|_| E::custom(format!("{v:?} does not fit in 64 bits")))
+                v.parse()
+                    .map_err(|_| E::custom(format!("{v:?} does not fit in 64 bits")))
             }
         }
         d.deserialize_any(V)
@@ -154,16 +164,34 @@ mod tests {
 
     #[test]
     fn int64_boundary() {
-        for n in [0, 1, MAX_SAFE_INT - 1, MAX_SAFE_INT, MAX_SAFE_INT + 1, u64::MAX] {
+        for n in [
+            0,
+            1,
+            MAX_SAFE_INT - 1,
+            MAX_SAFE_INT,
+            MAX_SAFE_INT + 1,
+            u64::MAX,
+        ] {
             let bytes = to_vec(&T { n }).unwrap();
             let back: T = serde_json::from_slice(&bytes).unwrap();
             assert_eq!(back.n, n);
             let expect_string = n > MAX_SAFE_INT;
-            assert_eq!(bytes.contains(&b'"') && bytes.iter().filter(|&&b| b == b'"').count() == 4, expect_string, "{}", String::from_utf8_lossy(&bytes));
+            assert_eq!(
+                bytes.contains(&b'"') && bytes.iter().filter(|&&b| b == b'"').count() == 4,
+                expect_string,
+                "{}",
+                String::from_utf8_lossy(&bytes)
+            );
         }
         let from_string: T = serde_json::from_str(r#"{"n":"42"}"#).unwrap();
         assert_eq!(from_string.n, 42);
-        for bad in [r#"{"n":"-1"}"#, r#"{"n":"01"}"#, r#"{"n":""}"#, r#"{"n":"18446744073709551616"}"#, r#"{"n":-1}"#] {
+        for bad in [
+            r#"{"n":"-1"}"#,
+            r#"{"n":"01"}"#,
+            r#"{"n":""}"#,
+            r#"{"n":"18446744073709551616"}"#,
+            r#"{"n":-1}"#,
+        ] {
             assert!(serde_json::from_str::<T>(bad).is_err(), "{bad}");
         }
     }
@@ -173,14 +201,17 @@ mod tests {
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),
             (-(MAX_SAFE_INT as i64)..=(MAX_SAFE_INT as i64)).prop_map(Value::from),
-            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
             (-1e22f64..1e22).prop_map(|f| Value::from(f.trunc())),
             ".{0,12}".prop_map(Value::String),
         ];
         leaf.prop_recursive(4, 48, 6, |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-                prop::collection::btree_map(".{0,6}", inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+                prop::collection::btree_map(".{0,6}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
             ]
         })
     }
@@ -188,7 +219,9 @@ mod tests {
     /// Re-render a value with shuffled key order and arbitrary whitespace.
     fn scramble(v: &Value, seed: &mut u64, out: &mut String) {
         let ws = |seed: &mut u64, out: &mut String| {
-            *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            *seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             for _ in 0..(*seed >> 61) {
                 out.push([' ', '\n', '\t', '\r'][(*seed >> 33) as usize % 4]);
             }
@@ -197,7 +230,7 @@ mod tests {
             Value::Object(m) => {
                 let mut entries: Vec<_> = m.iter().collect();
                 *seed = seed.rotate_left(7) ^ 0x9e37;
-                if *seed % 2 == 0 {
+                if seed.is_multiple_of(2) {
                     entries.reverse();
                 }
                 out.push('{');

@@ -11,7 +11,9 @@ use crate::error::{io_err, Result};
 
 /// fsync a directory so a rename or create inside it survives a crash.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err("sync directory", dir))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("sync directory", dir))
 }
 
 /// Flush every dirty page of the file system holding `any_file_or_dir` in one call.
@@ -23,7 +25,9 @@ pub fn sync_filesystem(any_file_or_dir: &Path) -> Result<()> {
         use std::os::fd::AsRawFd;
         // SAFETY: syncfs takes a valid open descriptor, which `f` owns for the call.
         if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
-            return Err(io_err("syncfs", any_file_or_dir)(std::io::Error::last_os_error()));
+            return Err(io_err("syncfs", any_file_or_dir)(
+                std::io::Error::last_os_error(),
+            ));
         }
         Ok(())
     }

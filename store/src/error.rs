@@ -36,13 +36,22 @@ pub enum Error {
     #[error("no object {hash} in this world")]
     ObjectNotFound { hash: String },
     #[error("object {hash} is corrupt: {} holds bytes hashing to {actual}\nhint: restore the file from a fork or backup; `aos fsck` lists every damaged object", path.display())]
-    ObjectCorrupt { hash: Hash, path: PathBuf, actual: Hash },
+    ObjectCorrupt {
+        hash: Hash,
+        path: PathBuf,
+        actual: Hash,
+    },
     #[error("object prefix {prefix:?} is ambiguous: {count} objects match; give more digits")]
     AmbiguousPrefix { prefix: String, count: usize },
     #[error("{0}")]
     BadHash(#[from] HashParseError),
     #[error("journal {}: record seq {seq} (line {}, byte {offset}): {what}\nhint: run `aos fsck` for every finding; the journal was not modified", path.display(), seq + 1)]
-    JournalDamaged { path: PathBuf, seq: u64, offset: u64, what: String },
+    JournalDamaged {
+        path: PathBuf,
+        seq: u64,
+        offset: u64,
+        what: String,
+    },
     #[error("journal {}: {what}\nhint: run `aos fsck`; the journal was not modified", path.display())]
     JournalInconsistent { path: PathBuf, what: String },
     #[error("journal {}: an earlier write failed and could not be rolled back; reopen the world (the unacknowledged tail is discarded on open)", path.display())]

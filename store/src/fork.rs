@@ -14,7 +14,10 @@ use crate::error::{io_err, Error, Result};
 use crate::hash::Hash;
 use crate::journal::{self, Journal, NewRecord};
 use crate::objects::ObjectStore;
-use crate::world::{build_then_rename, new_world_id, write_private, Access, Config, ForkOrigin, Layout, ReceiptKey, World, FORMAT_VERSION};
+use crate::world::{
+    build_then_rename, new_world_id, write_private, Access, Config, ForkOrigin, Layout, ReceiptKey,
+    World, FORMAT_VERSION,
+};
 
 /// What a fork needs besides the two paths.
 pub struct ForkOptions<'a> {
@@ -42,14 +45,22 @@ pub struct Forked {
 /// Fork the world at `src_root` into `dst_root`.
 pub fn fork(src_root: &Path, dst_root: &Path, opts: ForkOptions<'_>) -> Result<Forked> {
     let src = World::open(src_root, Access::Read)?;
-    let head = src.journal.head().ok_or_else(|| Error::Invalid("the source journal is empty".into()))?;
+    let head = src
+        .journal
+        .head()
+        .ok_or_else(|| Error::Invalid("the source journal is empty".into()))?;
     let at = opts.at.unwrap_or(head.seq);
     if at > head.seq {
-        return Err(Error::SeqOutOfRange { seq: at, head: Some(head.seq) });
+        return Err(Error::SeqOutOfRange {
+            seq: at,
+            head: Some(head.seq),
+        });
     }
     let (_, source_hash) = src.journal.read(at)?;
     if dst_root.exists() && !dst_root.is_dir() {
-        return Err(Error::NotADirectory { path: dst_root.to_path_buf() });
+        return Err(Error::NotADirectory {
+            path: dst_root.to_path_buf(),
+        });
     }
     fs::create_dir_all(dst_root).map_err(io_err("create", dst_root))?;
     let dst_root = crate::world::absolute(dst_root)?;
@@ -57,22 +68,39 @@ pub fn fork(src_root: &Path, dst_root: &Path, opts: ForkOptions<'_>) -> Result<F
     if layout.aos.exists() {
         return Err(Error::AlreadyAWorld { path: dst_root });
     }
-    let src_objects = fs::canonicalize(src.objects.dir()).map_err(io_err("resolve", src.objects.dir()))?;
+    let src_objects =
+        fs::canonicalize(src.objects.dir()).map_err(io_err("resolve", src.objects.dir()))?;
     let mut alternates: Vec<PathBuf> = Vec::new();
     if !opts.link_objects {
         alternates.push(src_objects.clone());
         alternates.extend(src.objects.alternates().iter().cloned());
     }
     let world_id = new_world_id()?;
-    let mut keys = vec![ReceiptKey { public_key: opts.public_key.clone(), role: "signing".into(), world_id: None }];
+    let mut keys = vec![ReceiptKey {
+        public_key: opts.public_key.clone(),
+        role: "signing".into(),
+        world_id: None,
+    }];
     for k in &src.config.receipt_keys {
-        let owner = k.world_id.clone().unwrap_or_else(|| src.config.world_id.clone());
-        let inherited = ReceiptKey { public_key: k.public_key.clone(), role: "verify".into(), world_id: Some(owner) };
+        let owner = k
+            .world_id
+            .clone()
+            .unwrap_or_else(|| src.config.world_id.clone());
+        let inherited = ReceiptKey {
+            public_key: k.public_key.clone(),
+            role: "verify".into(),
+            world_id: Some(owner),
+        };
         if !keys.iter().any(|x| x.public_key == inherited.public_key) {
             keys.push(inherited);
         }
     }
-    let origin = ForkOrigin { world_id: src.config.world_id.clone(), path: src.layout.root.display().to_string(), seq: at, hash: source_hash };
+    let origin = ForkOrigin {
+        world_id: src.config.world_id.clone(),
+        path: src.layout.root.display().to_string(),
+        seq: at,
+        hash: source_hash,
+    };
     let at_ns = journal::now_ns();
     let config = Config {
         format_version: FORMAT_VERSION,
@@ -106,21 +134,45 @@ pub fn fork(src_root: &Path, dst_root: &Path, opts: ForkOptions<'_>) -> Result<F
         config.write(&tmp.config())?;
         (opts.progress)("copy journal", 0, src.journal.end_of(at)?);
         src.journal.copy_prefix(at, &tmp.journal())?;
-        (opts.progress)("copy journal", src.journal.end_of(at)?, src.journal.end_of(at)?);
-        let mut j = Journal::open(&tmp.journal(), &journal::Options { writable: true, ..Default::default() })?;
+        (opts.progress)(
+            "copy journal",
+            src.journal.end_of(at)?,
+            src.journal.end_of(at)?,
+        );
+        let mut j = Journal::open(
+            &tmp.journal(),
+            &journal::Options {
+                writable: true,
+                ..Default::default()
+            },
+        )?;
         j.append(&[record])?;
         j.sync_index()
     })?;
     let world = World::open(&dst_root, Access::Write)?;
-    Ok(Forked { world, source_id: src.config.world_id.clone(), source_seq: at, source_hash, objects_linked: linked })
+    Ok(Forked {
+        world,
+        source_id: src.config.world_id.clone(),
+        source_seq: at,
+        source_hash,
+        objects_linked: linked,
+    })
 }
 
 /// Hard-link every object of `src` (and of its alternates) into `dst`, recording each
 /// in `dst`'s ledger. Refuses to copy across file systems.
-fn link_all(src: &ObjectStore, dst: &ObjectStore, progress: &dyn Fn(&str, u64, u64)) -> Result<u64> {
+fn link_all(
+    src: &ObjectStore,
+    dst: &ObjectStore,
+    progress: &dyn Fn(&str, u64, u64),
+) -> Result<u64> {
     let mut files = Vec::new();
     for dir in std::iter::once(src.dir()).chain(src.alternates().iter().map(PathBuf::as_path)) {
-        files.extend(ObjectStore::list_files(dir)?.into_iter().filter_map(|(p, h)| h.map(|h| (p, h))));
+        files.extend(
+            ObjectStore::list_files(dir)?
+                .into_iter()
+                .filter_map(|(p, h)| h.map(|h| (p, h))),
+        );
     }
     let total = files.len() as u64;
     let mut ledger = String::with_capacity(files.len() * 65);

@@ -14,8 +14,8 @@ use serde::Serialize;
 
 use crate::hash::Hash;
 use crate::journal::index::IndexFile;
-use crate::journal::scan::{scan, Cursor, Found};
 use crate::journal::index_path;
+use crate::journal::scan::{scan, Cursor, Found};
 use crate::objects::{hash_file, read_ledger_at, ObjectStore};
 use crate::world::{Access, Config, Layout, World};
 
@@ -55,15 +55,32 @@ pub fn fsck(root: &Path, progress: Progress<'_>, report: &mut dyn FnMut(Finding)
     let layout = Layout::new(root);
     let mut summary = Summary::default();
     let rel = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
-    let mut add = |severity, code, location: String, what: String| report(Finding { severity, code, location, what });
+    let mut add = |severity, code, location: String, what: String| {
+        report(Finding {
+            severity,
+            code,
+            location,
+            what,
+        })
+    };
 
     if let Err(e) = Config::read(&layout.config()) {
-        add(Severity::Error, "config", rel(&layout.config()), e.to_string());
+        add(
+            Severity::Error,
+            "config",
+            rel(&layout.config()),
+            e.to_string(),
+        );
     }
     // Let an idle world repair a torn tail first, exactly as any opening command would.
     if let Ok(mut w) = World::open(root, Access::Read) {
         for warning in w.warnings() {
-            add(Severity::Note, "journal_repaired", rel(&layout.journal()), warning);
+            add(
+                Severity::Note,
+                "journal_repaired",
+                rel(&layout.journal()),
+                warning,
+            );
         }
     }
     check_repairs_log(&layout, &mut add, &rel);
@@ -75,9 +92,13 @@ pub fn fsck(root: &Path, progress: Progress<'_>, report: &mut dyn FnMut(Finding)
 type Add<'a> = dyn FnMut(Severity, &'static str, String, String) + 'a;
 
 fn check_repairs_log(layout: &Layout, add: &mut Add<'_>, rel: &dyn Fn(&Path) -> String) {
-    let Ok(f) = File::open(layout.repairs_log()) else { return };
+    let Ok(f) = File::open(layout.repairs_log()) else {
+        return;
+    };
     for line in BufReader::new(f).lines().map_while(Result::ok) {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
         add(
             Severity::Note,
             "journal_torn_tail_truncated",
@@ -86,18 +107,34 @@ fn check_repairs_log(layout: &Layout, add: &mut Add<'_>, rel: &dyn Fn(&Path) -> 
                 "an interrupted append ({} bytes after seq {}) was truncated on open{}",
                 v["bytes"],
                 v["after_seq"],
-                v["saved_to"].as_str().map(|p| format!("; the bytes are kept in {p}")).unwrap_or_default()
+                v["saved_to"]
+                    .as_str()
+                    .map(|p| format!("; the bytes are kept in {p}"))
+                    .unwrap_or_default()
             ),
         );
     }
 }
 
-fn check_journal(layout: &Layout, summary: &mut Summary, progress: Progress<'_>, add: &mut Add<'_>, rel: &dyn Fn(&Path) -> String) {
+fn check_journal(
+    layout: &Layout,
+    summary: &mut Summary,
+    progress: Progress<'_>,
+    add: &mut Add<'_>,
+    rel: &dyn Fn(&Path) -> String,
+) {
     let path = layout.journal();
     let loc = rel(&path);
     let file = match File::open(&path) {
         Ok(f) => f,
-        Err(e) => return add(Severity::Error, "journal_missing", loc, format!("cannot open the journal: {e}")),
+        Err(e) => {
+            return add(
+                Severity::Error,
+                "journal_missing",
+                loc,
+                format!("cannot open the journal: {e}"),
+            )
+        }
     };
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
     let index = IndexFile::open(&index_path(&path), false).ok().flatten();
@@ -107,7 +144,11 @@ fn check_journal(layout: &Layout, summary: &mut Summary, progress: Progress<'_>,
     let mut last_tick = 0;
     let mut records = 0u64;
     let mut head = None;
-    let start = Cursor { seq: 0, prev: None, offset: 0 };
+    let start = Cursor {
+        seq: 0,
+        prev: None,
+        offset: 0,
+    };
     let result = scan(&mut reader, start, |found| {
         match found {
             Found::Record { offset, hash, record, .. } => {
@@ -131,19 +172,29 @@ fn check_journal(layout: &Layout, summary: &mut Summary, progress: Progress<'_>,
                 Severity::Note,
                 "journal_torn_tail",
                 format!("{loc} byte {offset}"),
-                format!("{len} bytes after the last complete record are an unfinished append; the next writer truncates them (a writer holds the lock now)"),
+                format!("{len} bytes after the last complete record are an unfinished append; the next writer truncates them"),
             ),
         }
         ControlFlow::Continue(())
     });
     progress("journal", total, total);
     if let Err(e) = result {
-        add(Severity::Error, "journal_unreadable", loc.clone(), format!("read failed: {e}"));
+        add(
+            Severity::Error,
+            "journal_unreadable",
+            loc.clone(),
+            format!("read failed: {e}"),
+        );
     }
     summary.records = records;
     summary.journal_bytes = total;
     if records == 0 {
-        add(Severity::Error, "journal_empty", loc.clone(), "the journal has no records (every world starts with world_created)".into());
+        add(
+            Severity::Error,
+            "journal_empty",
+            loc.clone(),
+            "the journal has no records (every world starts with world_created)".into(),
+        );
     }
     let idx_loc = rel(&index_path(&path));
     match (header, index_mismatch) {
@@ -156,17 +207,35 @@ fn check_journal(layout: &Layout, summary: &mut Summary, progress: Progress<'_>,
     }
 }
 
-fn check_objects(layout: &Layout, summary: &mut Summary, progress: Progress<'_>, add: &mut Add<'_>, rel: &dyn Fn(&Path) -> String) {
+fn check_objects(
+    layout: &Layout,
+    summary: &mut Summary,
+    progress: Progress<'_>,
+    add: &mut Add<'_>,
+    rel: &dyn Fn(&Path) -> String,
+) {
     let own = layout.objects();
     let store = match ObjectStore::open(&own) {
         Ok(s) => s,
-        Err(e) => return add(Severity::Error, "objects_unreadable", rel(&own), e.to_string()),
+        Err(e) => {
+            return add(
+                Severity::Error,
+                "objects_unreadable",
+                rel(&own),
+                e.to_string(),
+            )
+        }
     };
     let ledger_path = store.ledger_path();
     let ledger = match read_ledger_at(&ledger_path) {
         Ok(l) => l,
         Err(e) => {
-            add(Severity::Error, "ledger_damaged", rel(&ledger_path), e.to_string());
+            add(
+                Severity::Error,
+                "ledger_damaged",
+                rel(&ledger_path),
+                e.to_string(),
+            );
             Vec::new()
         }
     };
@@ -187,7 +256,12 @@ fn check_objects(layout: &Layout, summary: &mut Summary, progress: Progress<'_>,
     for (dir, is_own) in &dirs {
         match ObjectStore::list_files(dir) {
             Ok(files) => listed.extend(files.into_iter().map(|(p, h)| (p, h, *is_own))),
-            Err(e) => add(Severity::Error, "objects_unreadable", dir.display().to_string(), e.to_string()),
+            Err(e) => add(
+                Severity::Error,
+                "objects_unreadable",
+                dir.display().to_string(),
+                e.to_string(),
+            ),
         }
     }
     let total = listed.len() as u64;
@@ -197,9 +271,18 @@ fn check_objects(layout: &Layout, summary: &mut Summary, progress: Progress<'_>,
         if i % 256 == 0 {
             progress("objects", i as u64, total);
         }
-        let shown = if *is_own { rel(path) } else { path.display().to_string() };
+        let shown = if *is_own {
+            rel(path)
+        } else {
+            path.display().to_string()
+        };
         let Some(name) = name else {
-            add(Severity::Error, "object_misnamed", shown, "file name is not a blake3 hex digest".into());
+            add(
+                Severity::Error,
+                "object_misnamed",
+                shown,
+                "file name is not a blake3 hex digest".into(),
+            );
             continue;
         };
         summary.objects += 1;
@@ -214,10 +297,17 @@ fn check_objects(layout: &Layout, summary: &mut Summary, progress: Progress<'_>,
                     Severity::Error,
                     "object_corrupt",
                     format!("object {name} ({shown})"),
-                    format!("content hashes to {actual}: the file was modified, damaged or renamed"),
+                    format!(
+                        "content hashes to {actual}: the file was modified, damaged or renamed"
+                    ),
                 );
             }
-            Err(e) => add(Severity::Error, "object_unreadable", format!("object {name} ({shown})"), e.to_string()),
+            Err(e) => add(
+                Severity::Error,
+                "object_unreadable",
+                format!("object {name} ({shown})"),
+                e.to_string(),
+            ),
         }
     }
     progress("objects", total, total);
@@ -226,10 +316,18 @@ fn check_objects(layout: &Layout, summary: &mut Summary, progress: Progress<'_>,
         if !present.contains(h) {
             let renamed = content_of_misnamed.iter().find(|(_, c)| c == h);
             let what = match renamed {
-                Some((p, _)) => format!("missing; its content is found in {} under a wrong name", rel(p)),
+                Some((p, _)) => format!(
+                    "missing; its content is found in {} under a wrong name",
+                    rel(p)
+                ),
                 None => "missing: recorded as written but no longer in the store".to_string(),
             };
-            add(Severity::Error, "object_missing", format!("object {h} ({} line {line})", rel(&ledger_path)), what);
+            add(
+                Severity::Error,
+                "object_missing",
+                format!("object {h} ({} line {line})", rel(&ledger_path)),
+                what,
+            );
         }
     }
     for (path, name, is_own) in &listed {
@@ -242,7 +340,12 @@ fn check_objects(layout: &Layout, summary: &mut Summary, progress: Progress<'_>,
     if let Ok(entries) = fs::read_dir(own.join("tmp")) {
         let n = entries.count();
         if n > 0 {
-            add(Severity::Note, "object_temp_files", rel(&own.join("tmp")), format!("{n} temporary files from interrupted writes; safe to delete"));
+            add(
+                Severity::Note,
+                "object_temp_files",
+                rel(&own.join("tmp")),
+                format!("{n} temporary files from interrupted writes; safe to delete"),
+            );
         }
     }
 }

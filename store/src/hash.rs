@@ -135,7 +135,13 @@ mod tests {
 
     #[test]
     fn refuses_malformed() {
-        for bad in ["", "blake3:", "sha256:00", "blake3:ABC", &format!("blake3:{}", "G".repeat(64))] {
+        for bad in [
+            "",
+            "blake3:",
+            "sha256:00",
+            "blake3:ABC",
+            &format!("blake3:{}", "G".repeat(64)),
+        ] {
             assert!(bad.parse::<Hash>().is_err(), "{bad}");
         }
         let upper = format!("blake3:{}", "A".repeat(64));

@@ -31,8 +31,15 @@ impl WriterLock {
                 let mut holder = String::new();
                 let _ = file.read_to_string(&mut holder);
                 let holder = holder.trim();
-                let holder = if holder.is_empty() { "a process that has not written its pid yet".to_string() } else { holder.to_string() };
-                return Err(Error::Locked { path: world.to_path_buf(), holder });
+                let holder = if holder.is_empty() {
+                    "a process that has not written its pid yet".to_string()
+                } else {
+                    holder.to_string()
+                };
+                return Err(Error::Locked {
+                    path: world.to_path_buf(),
+                    holder,
+                });
             }
             Err(TryLockError::Error(e)) => return Err(io_err("lock", path)(e)),
         }
@@ -42,16 +49,30 @@ impl WriterLock {
             std::env::args().take(3).collect::<Vec<_>>().join(" ")
         );
         let _ = file.set_len(0);
-        let _ = file.seek(SeekFrom::Start(0)).and_then(|_| file.write_all(me.as_bytes()));
-        Ok(WriterLock { file, path: path.to_path_buf() })
+        let _ = file
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| file.write_all(me.as_bytes()));
+        Ok(WriterLock {
+            file,
+            path: path.to_path_buf(),
+        })
     }
 
     /// Try to take the lock; None if another process holds it or it cannot be opened
     /// for writing (a read-only world).
     pub fn try_acquire(path: &Path) -> Option<WriterLock> {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).ok()?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .ok()?;
         file.try_lock().ok()?;
-        Some(WriterLock { file, path: path.to_path_buf() })
+        Some(WriterLock {
+            file,
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn path(&self) -> &Path {

@@ -57,11 +57,18 @@ impl ObjectStore {
     pub fn open(dir: &Path) -> Result<ObjectStore> {
         let alt_path = dir.join(ALTERNATES);
         let alternates = match fs::read_to_string(&alt_path) {
-            Ok(text) => text.lines().filter(|l| !l.trim().is_empty()).map(PathBuf::from).collect(),
+            Ok(text) => text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(PathBuf::from)
+                .collect(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(io_err("read", &alt_path)(e)),
         };
-        Ok(ObjectStore { dir: dir.to_path_buf(), alternates })
+        Ok(ObjectStore {
+            dir: dir.to_path_buf(),
+            alternates,
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -118,16 +125,27 @@ impl ObjectStore {
 
     /// Start a group of writes that become durable together with one sync.
     pub fn batch(&self) -> Batch<'_> {
-        Batch { store: self, staged: Vec::new(), seen: HashSet::new(), hashes: Vec::new() }
+        Batch {
+            store: self,
+            staged: Vec::new(),
+            seen: HashSet::new(),
+            hashes: Vec::new(),
+        }
     }
 
     /// Read an object and check that its bytes still hash to its name.
     pub fn get(&self, hash: &Hash) -> Result<Vec<u8>> {
-        let path = self.locate(hash).ok_or_else(|| Error::ObjectNotFound { hash: hash.to_string() })?;
+        let path = self.locate(hash).ok_or_else(|| Error::ObjectNotFound {
+            hash: hash.to_string(),
+        })?;
         let bytes = fs::read(&path).map_err(io_err("read", &path))?;
         let actual = Hash::of(&bytes);
         if actual != *hash {
-            return Err(Error::ObjectCorrupt { hash: *hash, path, actual });
+            return Err(Error::ObjectCorrupt {
+                hash: *hash,
+                path,
+                actual,
+            });
         }
         Ok(bytes)
     }
@@ -135,19 +153,30 @@ impl ObjectStore {
     /// Read a JSON object.
     pub fn get_json<T: serde::de::DeserializeOwned>(&self, hash: &Hash) -> Result<T> {
         let bytes = self.get(hash)?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::Invalid(format!("object {hash} is not the expected JSON: {e}")))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Invalid(format!("object {hash} is not the expected JSON: {e}")))
     }
 
     /// Copy an object to `out` in bounded chunks, after first checking its hash, so a
     /// corrupt object never reaches the output.
     pub fn copy_to(&self, hash: &Hash, out: &mut dyn Write) -> Result<u64> {
-        let path = self.locate(hash).ok_or_else(|| Error::ObjectNotFound { hash: hash.to_string() })?;
+        let path = self.locate(hash).ok_or_else(|| Error::ObjectNotFound {
+            hash: hash.to_string(),
+        })?;
         let actual = hash_file(&path)?;
         if actual != *hash {
-            return Err(Error::ObjectCorrupt { hash: *hash, path, actual });
+            return Err(Error::ObjectCorrupt {
+                hash: *hash,
+                path,
+                actual,
+            });
         }
         let mut f = File::open(&path).map_err(io_err("open", &path))?;
-        io::copy(&mut f, out).map_err(|e| Error::Io { op: "copy object", path, source: e })
+        io::copy(&mut f, out).map_err(|e| Error::Io {
+            op: "copy object",
+            path,
+            source: e,
+        })
     }
 
     /// Resolve user input (`blake3:<hex>`, a full hex digest, or a unique prefix of at
@@ -155,8 +184,16 @@ impl ObjectStore {
     pub fn resolve(&self, text: &str) -> Result<Hash> {
         let hex = text.strip_prefix(PREFIX).unwrap_or(text);
         if hex.len() == 64 {
-            let h = Hash::from_hex(hex).ok_or_else(|| Error::BadHash(crate::hash::HashParseError::Malformed(text.into())))?;
-            return if self.contains(&h) { Ok(h) } else { Err(Error::ObjectNotFound { hash: h.to_string() }) };
+            let h = Hash::from_hex(hex).ok_or_else(|| {
+                Error::BadHash(crate::hash::HashParseError::Malformed(text.into()))
+            })?;
+            return if self.contains(&h) {
+                Ok(h)
+            } else {
+                Err(Error::ObjectNotFound {
+                    hash: h.to_string(),
+                })
+            };
         }
         if hex.len() < 4 || !is_hex_prefix(hex) {
             return Err(Error::Invalid(format!(
@@ -166,7 +203,9 @@ impl ObjectStore {
         let mut found = HashSet::new();
         for dir in std::iter::once(&self.dir).chain(&self.alternates) {
             let sub = dir.join(&hex[..2]);
-            let Ok(entries) = fs::read_dir(&sub) else { continue };
+            let Ok(entries) = fs::read_dir(&sub) else {
+                continue;
+            };
             for e in entries.flatten() {
                 let name = e.file_name();
                 let Some(name) = name.to_str() else { continue };
@@ -178,9 +217,14 @@ impl ObjectStore {
             }
         }
         match found.len() {
-            0 => Err(Error::ObjectNotFound { hash: text.to_string() }),
+            0 => Err(Error::ObjectNotFound {
+                hash: text.to_string(),
+            }),
             1 => Ok(found.into_iter().next().expect("one element")),
-            count => Err(Error::AmbiguousPrefix { prefix: text.to_string(), count }),
+            count => Err(Error::AmbiguousPrefix {
+                prefix: text.to_string(),
+                count,
+            }),
         }
     }
 
@@ -235,7 +279,10 @@ pub fn read_ledger_at(path: &Path) -> Result<Vec<(usize, Hash)>> {
         match Hash::from_hex(line.trim()) {
             Some(h) => out.push((i + 1, h)),
             None => {
-                return Err(Error::Config { path: path.to_path_buf(), what: format!("line {}: not a hex digest: {line:?}", i + 1) })
+                return Err(Error::Config {
+                    path: path.to_path_buf(),
+                    what: format!("line {}: not a hex digest: {line:?}", i + 1),
+                })
             }
         }
     }
@@ -350,7 +397,9 @@ impl Batch<'_> {
         let dir = &self.store.dir;
         if per_file {
             for (tmp, _) in staged {
-                File::open(tmp).and_then(|f| f.sync_all()).map_err(io_err("sync", tmp))?;
+                File::open(tmp)
+                    .and_then(|f| f.sync_all())
+                    .map_err(io_err("sync", tmp))?;
             }
         } else {
             sync_filesystem(dir)?;
@@ -372,8 +421,13 @@ impl Batch<'_> {
             ledger.push('\n');
         }
         let ledger_path = self.store.ledger_path();
-        let mut lf = OpenOptions::new().append(true).create(true).open(&ledger_path).map_err(io_err("open", &ledger_path))?;
-        lf.write_all(ledger.as_bytes()).map_err(io_err("append", &ledger_path))?;
+        let mut lf = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&ledger_path)
+            .map_err(io_err("open", &ledger_path))?;
+        lf.write_all(ledger.as_bytes())
+            .map_err(io_err("append", &ledger_path))?;
         if per_file {
             for d in &dirs {
                 sync_dir(d)?;
@@ -441,7 +495,10 @@ mod tests {
         let h = s.put_bytes(b"precious").unwrap();
         fs::write(ObjectStore::path_in(s.dir(), &h), b"tampered").unwrap();
         assert!(matches!(s.get(&h), Err(Error::ObjectCorrupt { .. })));
-        assert!(matches!(s.copy_to(&h, &mut Vec::new()), Err(Error::ObjectCorrupt { .. })));
+        assert!(matches!(
+            s.copy_to(&h, &mut Vec::new()),
+            Err(Error::ObjectCorrupt { .. })
+        ));
     }
 
     #[test]
@@ -452,7 +509,10 @@ mod tests {
         assert_eq!(s.resolve(&h.hex()[..8]).unwrap(), h);
         assert_eq!(s.resolve(&format!("blake3:{}", &h.hex()[..6])).unwrap(), h);
         assert!(matches!(s.resolve("abc"), Err(Error::Invalid(_))));
-        assert!(matches!(s.resolve(&Hash::of(b"x").to_string()), Err(Error::ObjectNotFound { .. })));
+        assert!(matches!(
+            s.resolve(&Hash::of(b"x").to_string()),
+            Err(Error::ObjectNotFound { .. })
+        ));
     }
 
     #[test]

@@ -32,10 +32,16 @@ pub struct Layout {
 
 impl Layout {
     pub fn new(root: &Path) -> Layout {
-        Layout { root: root.to_path_buf(), aos: root.join(AOS_DIR) }
+        Layout {
+            root: root.to_path_buf(),
+            aos: root.join(AOS_DIR),
+        }
     }
     fn at(aos: &Path) -> Layout {
-        Layout { root: aos.parent().unwrap_or(aos).to_path_buf(), aos: aos.to_path_buf() }
+        Layout {
+            root: aos.parent().unwrap_or(aos).to_path_buf(),
+            aos: aos.to_path_buf(),
+        }
     }
     pub fn config(&self) -> PathBuf {
         self.aos.join("config.json")
@@ -107,8 +113,10 @@ pub struct Config {
 impl Config {
     pub fn read(path: &Path) -> Result<Config> {
         let text = fs::read(path).map_err(io_err("read", path))?;
-        let cfg: Config = serde_json::from_slice(&text)
-            .map_err(|e| Error::Config { path: path.to_path_buf(), what: format!("not a valid world config: {e}") })?;
+        let cfg: Config = serde_json::from_slice(&text).map_err(|e| Error::Config {
+            path: path.to_path_buf(),
+            what: format!("not a valid world config: {e}"),
+        })?;
         if cfg.format_version != FORMAT_VERSION {
             return Err(Error::Config {
                 path: path.to_path_buf(),
@@ -119,14 +127,18 @@ impl Config {
     }
 
     pub fn write(&self, path: &Path) -> Result<()> {
-        let mut text = serde_json::to_vec_pretty(self).map_err(|e| Error::Invalid(e.to_string()))?;
+        let mut text =
+            serde_json::to_vec_pretty(self).map_err(|e| Error::Invalid(e.to_string()))?;
         text.push(b'\n');
         write_file_atomic(path, &text, 0o644)
     }
 
     /// This world's own signing key, as `ed25519:<hex>`.
     pub fn signing_key(&self) -> Option<&str> {
-        self.receipt_keys.iter().find(|k| k.role == "signing").map(|k| k.public_key.as_str())
+        self.receipt_keys
+            .iter()
+            .find(|k| k.role == "signing")
+            .map(|k| k.public_key.as_str())
     }
 }
 
@@ -149,7 +161,9 @@ pub fn discover(start: &Path) -> Result<PathBuf> {
 /// error naming it.
 pub fn absolute(path: &Path) -> Result<PathBuf> {
     fs::canonicalize(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => Error::NoSuchPath { path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()) },
+        io::ErrorKind::NotFound => Error::NoSuchPath {
+            path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+        },
         _ => io_err("resolve", path)(e),
     })
 }
@@ -197,7 +211,11 @@ pub struct Genesis<'a> {
 
 impl World {
     fn journal_options(layout: &Layout, writable: bool) -> journal::Options {
-        journal::Options { writable, salvage_dir: Some(layout.lost_found()), repairs_log: Some(layout.repairs_log()) }
+        journal::Options {
+            writable,
+            salvage_dir: Some(layout.lost_found()),
+            repairs_log: Some(layout.repairs_log()),
+        }
     }
 
     /// Open the world rooted at `root` (which must contain `.aos/`).
@@ -209,20 +227,35 @@ impl World {
         let (journal, lock) = match access {
             Access::Write => {
                 let lock = WriterLock::acquire(&layout.lock(), &layout.root)?;
-                (Journal::open(&layout.journal(), &Self::journal_options(&layout, true))?, Some(lock))
+                (
+                    Journal::open(&layout.journal(), &Self::journal_options(&layout, true))?,
+                    Some(lock),
+                )
             }
             Access::Read => {
                 if let Some(lock) = WriterLock::try_acquire(&layout.lock()) {
                     // Nobody is writing: repair a torn tail and refresh the index now.
-                    if let Ok(mut j) = Journal::open(&layout.journal(), &Self::journal_options(&layout, true)) {
+                    if let Ok(mut j) =
+                        Journal::open(&layout.journal(), &Self::journal_options(&layout, true))
+                    {
                         warnings.extend(j.take_warnings());
                     }
                     drop(lock);
                 }
-                (Journal::open(&layout.journal(), &Self::journal_options(&layout, false))?, None)
+                (
+                    Journal::open(&layout.journal(), &Self::journal_options(&layout, false))?,
+                    None,
+                )
             }
         };
-        let mut w = World { layout, config, objects, journal, lock, warnings };
+        let mut w = World {
+            layout,
+            config,
+            objects,
+            journal,
+            lock,
+            warnings,
+        };
         let more = w.journal.take_warnings();
         w.warnings.extend(more);
         Ok(w)
@@ -247,7 +280,11 @@ impl World {
             format_version: FORMAT_VERSION,
             world_id: world_id.clone(),
             created_at_ns: at_ns,
-            receipt_keys: vec![ReceiptKey { public_key: genesis.public_key.clone(), role: "signing".into(), world_id: None }],
+            receipt_keys: vec![ReceiptKey {
+                public_key: genesis.public_key.clone(),
+                role: "signing".into(),
+                world_id: None,
+            }],
             forked_from: None,
             extra: Map::new(),
         };
@@ -257,7 +294,12 @@ impl World {
             "receipt_public_key": genesis.public_key,
             "origin": genesis.origin,
         });
-        let record = NewRecord { at_ns, kind: "world_created".into(), cause: vec![], body };
+        let record = NewRecord {
+            at_ns,
+            kind: "world_created".into(),
+            cause: vec![],
+            body,
+        };
         build_then_rename(&layout, |tmp| {
             ObjectStore::create(&tmp.objects(), &[])?;
             write_private(&tmp.receipt_key(), genesis.secret_key_file)?;
@@ -279,18 +321,27 @@ impl World {
 }
 
 /// Build a fresh `.aos/` in a temporary sibling directory, then rename it into place.
-pub(crate) fn build_then_rename(layout: &Layout, build: impl FnOnce(&Layout) -> Result<()>) -> Result<()> {
+pub(crate) fn build_then_rename(
+    layout: &Layout,
+    build: impl FnOnce(&Layout) -> Result<()>,
+) -> Result<()> {
     let tmp = Layout::at(&layout.root.join(format!(".aos.new-{}", std::process::id())));
     let _ = fs::remove_dir_all(&tmp.aos);
     let result = (|| {
         for dir in [tmp.aos.clone(), tmp.keys(), tmp.cache(), tmp.snapshots()] {
             fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
         }
-        fs::set_permissions(tmp.keys(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).map_err(io_err("chmod", &tmp.keys()))?;
+        fs::set_permissions(
+            tmp.keys(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .map_err(io_err("chmod", &tmp.keys()))?;
         build(&tmp)?;
         sync_dir(&tmp.aos)?;
         if layout.aos.exists() {
-            return Err(Error::AlreadyAWorld { path: layout.root.clone() });
+            return Err(Error::AlreadyAWorld {
+                path: layout.root.clone(),
+            });
         }
         fs::rename(&tmp.aos, &layout.aos).map_err(io_err("rename into place", &layout.aos))?;
         sync_dir(&layout.root)
@@ -303,8 +354,15 @@ pub(crate) fn build_then_rename(layout: &Layout, build: impl FnOnce(&Layout) -> 
 
 /// Write a secret file readable only by its owner.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io_err("create", path))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(io_err("write", path))
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err("create", path))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(io_err("write", path))
 }
 
 /// A random version-4 UUID, lowercase and hyphenated.
@@ -314,5 +372,12 @@ pub fn new_world_id() -> Result<String> {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    Ok(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
 }

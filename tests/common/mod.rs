@@ -15,7 +15,12 @@ pub fn aos_bin() -> &'static str {
 
 /// `aos ARGS…` run in `dir`, with a fixed user name and no terminal.
 pub fn aos(dir: &Path, args: &[&str]) -> Output {
-    Command::new(aos_bin()).args(args).current_dir(dir).env("USER", "tester").output().expect("run aos")
+    Command::new(aos_bin())
+        .args(args)
+        .current_dir(dir)
+        .env("USER", "tester")
+        .output()
+        .expect("run aos")
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -29,7 +34,13 @@ pub fn stderr(o: &Output) -> String {
 /// Assert the exit code, showing the output when it differs.
 #[track_caller]
 pub fn expect_code(o: &Output, code: i32) {
-    assert_eq!(o.status.code(), Some(code), "exit code\nstdout:\n{}\nstderr:\n{}", stdout(o), stderr(o));
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "exit code\nstdout:\n{}\nstderr:\n{}",
+        stdout(o),
+        stderr(o)
+    );
 }
 
 /// A fresh world in a temp dir; returns (tempdir guard, world root).
@@ -45,7 +56,9 @@ pub fn world() -> (tempfile::TempDir, PathBuf) {
 pub fn append(root: &Path, n: u64, kind: &str) {
     let mut w = World::open(root, Access::Write).expect("open for write");
     let base = w.journal.len();
-    let recs: Vec<_> = (0..n).map(|i| NewRecord::now(kind, vec![], json!({"i": base + i}))).collect();
+    let recs: Vec<_> = (0..n)
+        .map(|i| NewRecord::now(kind, vec![], json!({"i": base + i})))
+        .collect();
     w.journal.append(&recs).expect("append");
 }
 
@@ -59,7 +72,10 @@ impl Drop for Mount {
 }
 
 fn run_mount(args: &[&str]) {
-    let o = Command::new("mount").args(args).output().expect("run mount");
+    let o = Command::new("mount")
+        .args(args)
+        .output()
+        .expect("run mount");
     assert!(
         o.status.success(),
         "mount {args:?} failed: {}\nthese tests simulate full and read-only disks with real mounts and need root (CI runs as root)",
@@ -70,7 +86,14 @@ fn run_mount(args: &[&str]) {
 /// Mount a tmpfs of `size` (e.g. "1m") at `at`.
 pub fn tmpfs(at: &Path, size: &str) -> Mount {
     std::fs::create_dir_all(at).expect("mkdir");
-    run_mount(&["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", &at.to_string_lossy()]);
+    run_mount(&[
+        "-t",
+        "tmpfs",
+        "-o",
+        &format!("size={size}"),
+        "tmpfs",
+        &at.to_string_lossy(),
+    ]);
     Mount(at.to_path_buf())
 }
 

@@ -23,13 +23,20 @@ pub fn put(ctx: &Ctx, args: BlobPutArgs) -> anyhow::Result<Outcome> {
     let mut sizes = Vec::new();
     for f in &args.files {
         if f.as_os_str() == "-" {
-            let mut counted = Counted { inner: std::io::stdin().lock(), n: 0 };
-            batch.put_reader(&mut counted).context("storing standard input")?;
+            let mut counted = Counted {
+                inner: std::io::stdin().lock(),
+                n: 0,
+            };
+            batch
+                .put_reader(&mut counted)
+                .context("storing standard input")?;
             sizes.push(counted.n);
         } else {
             let file = open_input(f)?;
             let mut counted = Counted { inner: file, n: 0 };
-            batch.put_reader(&mut counted).with_context(|| format!("storing {}", f.display()))?;
+            batch
+                .put_reader(&mut counted)
+                .with_context(|| format!("storing {}", f.display()))?;
             sizes.push(counted.n);
         }
     }
@@ -58,9 +65,13 @@ pub fn put(ctx: &Ctx, args: BlobPutArgs) -> anyhow::Result<Outcome> {
 
 fn open_input(path: &Path) -> anyhow::Result<File> {
     match File::open(path) {
-        Ok(f) if f.metadata().is_ok_and(|m| m.is_dir()) => user(format!("{} is a directory; give files", path.display())),
+        Ok(f) if f.metadata().is_ok_and(|m| m.is_dir()) => {
+            user(format!("{} is a directory; give files", path.display()))
+        }
         Ok(f) => Ok(f),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => user(format!("{}: no such file", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            user(format!("{}: no such file", path.display()))
+        }
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
 }
@@ -89,13 +100,18 @@ pub fn get(ctx: &Ctx, args: BlobGetArgs) -> anyhow::Result<Outcome> {
             out.flush()?;
         }
         Some(path) => {
-            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
             let tmp = aos_store::durable::temp_path(dir, "aos-blob");
             let written = (|| -> anyhow::Result<u64> {
-                let mut f = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+                let mut f = File::create(&tmp)
+                    .with_context(|| format!("cannot create {}", tmp.display()))?;
                 let n = w.objects.copy_to(&hash, &mut f)?;
                 f.sync_all()?;
-                std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+                std::fs::rename(&tmp, path)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
                 Ok(n)
             })();
             if written.is_err() {

@@ -23,7 +23,9 @@ pub fn run(ctx: &Ctx, args: CatObjectArgs) -> anyhow::Result<Outcome> {
     if ctx.json() {
         let v = match (&parsed, std::str::from_utf8(&bytes)) {
             (Some(v), _) => json!({"hash": hash, "size": bytes.len(), "type": "json", "value": v}),
-            (None, Ok(text)) => json!({"hash": hash, "size": bytes.len(), "type": "text", "value": text}),
+            (None, Ok(text)) => {
+                json!({"hash": hash, "size": bytes.len(), "type": "text", "value": text})
+            }
             (None, Err(_)) => json!({"hash": hash, "size": bytes.len(), "type": "binary"}),
         };
         print_json(&v)?;

@@ -46,7 +46,11 @@ pub fn run(ctx: &Ctx, args: ForkArgs) -> anyhow::Result<Outcome> {
             w.config.world_id
         );
         if args.link_objects {
-            ctx.info(&format!("objects: {} hard-linked; the fork no longer depends on {}", forked.objects_linked, src.display()));
+            ctx.info(&format!(
+                "objects: {} hard-linked; the fork no longer depends on {}",
+                forked.objects_linked,
+                src.display()
+            ));
         } else {
             ctx.info(&format!("objects: shared from {} (keep the source world in place, or fork with --link-objects)", src.display()));
         }

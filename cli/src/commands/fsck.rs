@@ -23,13 +23,22 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
         }
         findings.push(f);
     };
-    let summary = fsck(&root, &|phase, done, total| progress.update(phase, done, total), &mut emit);
+    let summary = fsck(
+        &root,
+        &|phase, done, total| progress.update(phase, done, total),
+        &mut emit,
+    );
     check_keys(&Layout::new(&root), &mut emit);
     progress.finish();
-    let errors = findings.iter().filter(|f| f.severity == Severity::Error).count();
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
     let notes = findings.len() - errors;
     if json {
-        print_json(&json!({"ok": errors == 0, "errors": errors, "notes": notes, "summary": summary, "findings": findings}))?;
+        print_json(
+            &json!({"ok": errors == 0, "errors": errors, "notes": notes, "summary": summary, "findings": findings}),
+        )?;
     } else {
         println!(
             "checked {} records ({}), {} objects ({}): {} error{}, {} note{}",
@@ -43,7 +52,11 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
             if notes == 1 { "" } else { "s" }
         );
     }
-    Ok(if errors == 0 { Outcome::Ok } else { Outcome::Problem })
+    Ok(if errors == 0 {
+        Outcome::Ok
+    } else {
+        Outcome::Problem
+    })
 }
 
 fn progress_safe_print(f: &Finding) {
@@ -57,22 +70,54 @@ fn progress_safe_print(f: &Finding) {
 /// The receipt key: present, private, parseable, and matching the config's public key.
 fn check_keys(layout: &Layout, emit: &mut dyn FnMut(Finding)) {
     let path = layout.receipt_key();
-    let loc = path.strip_prefix(&layout.root).unwrap_or(&path).display().to_string();
-    let mut err = |code, what: String| emit(Finding { severity: Severity::Error, code, location: loc.clone(), what });
+    let loc = path
+        .strip_prefix(&layout.root)
+        .unwrap_or(&path)
+        .display()
+        .to_string();
+    let mut err = |code, what: String| {
+        emit(Finding {
+            severity: Severity::Error,
+            code,
+            location: loc.clone(),
+            what,
+        })
+    };
     let meta = match std::fs::metadata(&path) {
         Ok(m) => m,
-        Err(e) => return err("key_missing", format!("receipt signing key unreadable: {e}")),
+        Err(e) => {
+            return err(
+                "key_missing",
+                format!("receipt signing key unreadable: {e}"),
+            )
+        }
     };
     if meta.permissions().mode() & 0o077 != 0 {
-        err("key_permissions", format!("mode {:o} lets other users read the private key; run `chmod 600 {}`", meta.permissions().mode() & 0o777, path.display()));
+        err(
+            "key_permissions",
+            format!(
+                "mode {:o} lets other users read the private key; run `chmod 600 {}`",
+                meta.permissions().mode() & 0o777,
+                path.display()
+            ),
+        );
     }
-    let signer = match std::fs::read(&path).map_err(|e| e.to_string()).and_then(|b| ReceiptSigner::from_file_bytes(&b).map_err(|e| e.to_string())) {
+    let signer = match std::fs::read(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| ReceiptSigner::from_file_bytes(&b).map_err(|e| e.to_string()))
+    {
         Ok(s) => s,
         Err(e) => return err("key_invalid", e),
     };
     if let Ok(cfg) = Config::read(&layout.config()) {
         if cfg.signing_key() != Some(signer.public_key().as_str()) {
-            err("key_mismatch", format!("the private key's public half {} is not the signing key in config.json", signer.public_key()));
+            err(
+                "key_mismatch",
+                format!(
+                    "the private key's public half {} is not the signing key in config.json",
+                    signer.public_key()
+                ),
+            );
         }
     }
 }

@@ -38,17 +38,34 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
         Some(h) => println!("head      seq {}  {}", h.seq, h.hash),
         None => println!("head      (empty journal)"),
     }
-    println!("records   {} ({})", w.journal.len(), size(w.journal.byte_len()));
+    println!(
+        "records   {} ({})",
+        w.journal.len(),
+        size(w.journal.byte_len())
+    );
     let shared = match w.objects.alternates().len() {
         0 => String::new(),
-        n => format!(" (+ shared from {n} alternate{})", if n == 1 { "" } else { "s" }),
+        n => format!(
+            " (+ shared from {n} alternate{})",
+            if n == 1 { "" } else { "s" }
+        ),
     };
     println!("objects   {objects} written here{shared}");
     if let Some(f) = &c.forked_from {
-        println!("forked    from {} at seq {} ({}) in {}", f.world_id, f.seq, f.hash.short(), f.path);
+        println!(
+            "forked    from {} at seq {} ({}) in {}",
+            f.world_id,
+            f.seq,
+            f.hash.short(),
+            f.path
+        );
     }
     for k in &c.receipt_keys {
-        let owner = k.world_id.as_ref().map(|id| format!(" of world {id}")).unwrap_or_default();
+        let owner = k
+            .world_id
+            .as_ref()
+            .map(|id| format!(" of world {id}"))
+            .unwrap_or_default();
         println!("key       {} ({}{owner})", k.public_key, k.role);
     }
     Ok(Outcome::Ok)

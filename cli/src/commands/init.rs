@@ -11,7 +11,14 @@ use crate::exit::Outcome;
 pub fn run(ctx: &Ctx, args: InitArgs) -> anyhow::Result<Outcome> {
     let signer = ReceiptSigner::generate()?;
     let secret = signer.to_file_bytes();
-    let world = World::create(&args.dir, Genesis { public_key: signer.public_key(), secret_key_file: &secret, origin: ctx.origin() })?;
+    let world = World::create(
+        &args.dir,
+        Genesis {
+            public_key: signer.public_key(),
+            secret_key_file: &secret,
+            origin: ctx.origin(),
+        },
+    )?;
     let head = world.journal.head();
     if ctx.json() {
         print_json(&json!({
@@ -21,7 +28,11 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> anyhow::Result<Outcome> {
             "receipt_public_key": signer.public_key(),
         }))?;
     } else {
-        println!("Initialized aos world {} in {}", world.config.world_id, world.layout.aos.display());
+        println!(
+            "Initialized aos world {} in {}",
+            world.config.world_id,
+            world.layout.aos.display()
+        );
         ctx.info("next: `aos blob put FILE` to store a blob, `aos log` to see the journal, `aos fsck` to check it");
     }
     Ok(Outcome::Ok)

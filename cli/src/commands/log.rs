@@ -46,11 +46,16 @@ pub fn run(ctx: &Ctx, args: LogArgs) -> anyhow::Result<Outcome> {
 }
 
 fn matches(args: &LogArgs, rec: &Record) -> bool {
-    args.kind.is_empty() || args.kind.iter().any(|k| *k == rec.kind)
+    args.kind.is_empty() || args.kind.contains(&rec.kind)
 }
 
 /// Print the last N matching records oldest first, then new records as they arrive.
-fn follow(ctx: &Ctx, args: &LogArgs, journal: &mut Journal, out: &mut impl Write) -> anyhow::Result<Outcome> {
+fn follow(
+    ctx: &Ctx,
+    args: &LogArgs,
+    journal: &mut Journal,
+    out: &mut impl Write,
+) -> anyhow::Result<Outcome> {
     let want = args.max_count.unwrap_or(10);
     let since = args.since.unwrap_or(0);
     let mut picked = Vec::new();
@@ -84,7 +89,13 @@ fn follow(ctx: &Ctx, args: &LogArgs, journal: &mut Journal, out: &mut impl Write
     }
 }
 
-fn print_record(ctx: &Ctx, args: &LogArgs, out: &mut impl Write, rec: &Record, hash: &Hash) -> anyhow::Result<()> {
+fn print_record(
+    ctx: &Ctx,
+    args: &LogArgs,
+    out: &mut impl Write,
+    rec: &Record,
+    hash: &Hash,
+) -> anyhow::Result<()> {
     if ctx.json() {
         let mut v = serde_json::to_value(rec)?;
         if let Value::Object(m) = &mut v {
@@ -94,12 +105,20 @@ fn print_record(ctx: &Ctx, args: &LogArgs, out: &mut impl Write, rec: &Record, h
         writeln!(out)?;
         return Ok(());
     }
-    writeln!(out, "seq {}  {}  {}  {}", rec.seq, rec.kind, hash.short(), time(rec.at_ns))?;
+    writeln!(
+        out,
+        "seq {}  {}  {}  {}",
+        rec.seq,
+        rec.kind,
+        hash.short(),
+        time(rec.at_ns)
+    )?;
     if !rec.cause.is_empty() {
         let causes: Vec<String> = rec.cause.iter().map(u64::to_string).collect();
         writeln!(out, "  cause  {}", causes.join(", "))?;
     }
-    if let Some(o) = rec.body.get("origin").filter(|o| o.is_object()) {
+    let origin = rec.body.get("origin").filter(|o| o.is_object());
+    if let Some(o) = origin {
         let who = o.get("who").and_then(Value::as_str).unwrap_or("?");
         let via = o.get("via").and_then(Value::as_str).unwrap_or("?");
         writeln!(out, "  origin {who} via {via}")?;
@@ -110,9 +129,19 @@ fn print_record(ctx: &Ctx, args: &LogArgs, out: &mut impl Write, rec: &Record, h
             writeln!(out, "  {line}")?;
         }
     } else {
-        let compact = rec.body.to_string();
+        let mut shown = rec.body.clone();
+        if let Value::Object(m) = &mut shown {
+            if origin.is_some() {
+                m.remove("origin"); // already on its own line
+            }
+        }
+        let compact = shown.to_string();
         let preview: String = compact.chars().take(BODY_PREVIEW).collect();
-        let more = if preview.len() < compact.len() { "…" } else { "" };
+        let more = if preview.len() < compact.len() {
+            "…"
+        } else {
+            ""
+        };
         writeln!(out, "  body   {preview}{more}")?;
     }
     writeln!(out)?;

@@ -57,8 +57,10 @@ impl Ctx {
                 }
             }
         }
-        // SAFETY: getuid has no preconditions and cannot fail.
-        format!("uid:{}", unsafe { libc::getuid() })
+        user_name().unwrap_or_else(|| {
+            // SAFETY: getuid has no preconditions and cannot fail.
+            format!("uid:{}", unsafe { libc::getuid() })
+        })
     }
 
     pub fn progress(&self) -> Progress {
@@ -70,6 +72,31 @@ impl Ctx {
         if !self.global.quiet {
             eprintln!("{msg}");
         }
+    }
+}
+
+/// The login name of the current user from the password database.
+fn user_name() -> Option<String> {
+    // SAFETY: getpwuid_r writes only into the buffers we pass and sets `result` to
+    // either null or `pwd`; the name pointer is valid while `buf` lives.
+    unsafe {
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut buf = vec![0 as libc::c_char; 4096];
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(
+            libc::getuid(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        );
+        if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
+            return None;
+        }
+        let name = std::ffi::CStr::from_ptr(pwd.pw_name)
+            .to_string_lossy()
+            .into_owned();
+        (!name.is_empty()).then_some(name)
     }
 }
 

@@ -79,12 +79,21 @@ impl IndexFile {
     /// Open for reading, and for writing when `writable` (creating it if missing).
     pub fn open(path: &Path, writable: bool) -> io::Result<Option<IndexFile>> {
         let opened = if writable {
-            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
         } else {
             File::open(path)
         };
         match opened {
-            Ok(file) => Ok(Some(IndexFile { path: path.to_path_buf(), file, writable })),
+            Ok(file) => Ok(Some(IndexFile {
+                path: path.to_path_buf(),
+                file,
+                writable,
+            })),
             Err(e) if e.kind() == io::ErrorKind::NotFound && !writable => Ok(None),
             Err(e) => Err(e),
         }
@@ -156,7 +165,13 @@ mod tests {
 
     #[test]
     fn header_round_trips_and_detects_damage() {
-        let h = Header { count: 7, verified_len: 1234, head_hash: [9; 32], journal_ino: 42, journal_mtime_ns: -5 };
+        let h = Header {
+            count: 7,
+            verified_len: 1234,
+            head_hash: [9; 32],
+            journal_ino: 42,
+            journal_mtime_ns: -5,
+        };
         let mut b = h.encode();
         assert_eq!(Header::decode(&b), Some(h));
         b[20] ^= 1;

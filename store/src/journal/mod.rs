@@ -72,9 +72,19 @@ pub fn index_path(journal: &Path) -> PathBuf {
 impl Journal {
     /// Create an empty journal (and index). Fails if the file exists.
     pub fn create(path: &Path) -> Result<Journal> {
-        File::options().write(true).create_new(true).open(path).map_err(io_err("create", path))?;
+        File::options()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(io_err("create", path))?;
         let _ = fs::remove_file(index_path(path));
-        Journal::open(path, &Options { writable: true, ..Options::default() })
+        Journal::open(
+            path,
+            &Options {
+                writable: true,
+                ..Options::default()
+            },
+        )
     }
 
     /// Open and verify a journal.
@@ -85,7 +95,8 @@ impl Journal {
             File::open(path)
         }
         .map_err(io_err("open journal", path))?;
-        let index = IndexFile::open(&index_path(path), opts.writable).map_err(io_err("open index", &index_path(path)))?;
+        let index = IndexFile::open(&index_path(path), opts.writable)
+            .map_err(io_err("open index", &index_path(path)))?;
         let mut j = Journal {
             path: path.to_path_buf(),
             file,
@@ -109,22 +120,42 @@ impl Journal {
             Some(h) => {
                 self.persisted = h.count;
                 self.len = h.verified_len;
-                self.head = h.head().map(|hash| Head { seq: h.count - 1, hash });
-                Cursor { seq: h.count, prev: h.head(), offset: h.verified_len }
+                self.head = h.head().map(|hash| Head {
+                    seq: h.count - 1,
+                    hash,
+                });
+                Cursor {
+                    seq: h.count,
+                    prev: h.head(),
+                    offset: h.verified_len,
+                }
             }
-            None => Cursor { seq: 0, prev: None, offset: 0 },
+            None => Cursor {
+                seq: 0,
+                prev: None,
+                offset: 0,
+            },
         };
         let mut torn = None;
         if size > start.offset {
             let mut f = self.file.try_clone().map_err(io_err("open", &self.path))?;
-            f.seek(SeekFrom::Start(start.offset)).map_err(io_err("seek", &self.path))?;
+            f.seek(SeekFrom::Start(start.offset))
+                .map_err(io_err("seek", &self.path))?;
             let mut reader = BufReader::with_capacity(1 << 20, f);
             let mut damage = None;
             let (tail, head) = (&mut self.tail, &mut self.head);
             let end = scan(&mut reader, start, |found| match found {
-                Found::Record { offset, hash, record, .. } => {
+                Found::Record {
+                    offset,
+                    hash,
+                    record,
+                    ..
+                } => {
                     tail.push(offset);
-                    *head = Some(Head { seq: record.seq, hash });
+                    *head = Some(Head {
+                        seq: record.seq,
+                        hash,
+                    });
                     ControlFlow::Continue(())
                 }
                 Found::Damaged { seq, offset, what } => {
@@ -138,7 +169,12 @@ impl Journal {
             })
             .map_err(io_err("read journal", &self.path))?;
             if let Some((seq, offset, what)) = damage {
-                return Err(Error::JournalDamaged { path: self.path.clone(), seq, offset, what });
+                return Err(Error::JournalDamaged {
+                    path: self.path.clone(),
+                    seq,
+                    offset,
+                    what,
+                });
             }
             self.len = end.offset;
         }
@@ -155,8 +191,12 @@ impl Journal {
     /// from the start. An index claiming more bytes than the file holds means records
     /// that were acknowledged are gone: refuse.
     fn trusted_prefix(&self, meta: &fs::Metadata) -> Result<Option<Header>> {
-        let Some(idx) = &self.index else { return Ok(None) };
-        let Some(h) = idx.header() else { return Ok(None) };
+        let Some(idx) = &self.index else {
+            return Ok(None);
+        };
+        let Some(h) = idx.header() else {
+            return Ok(None);
+        };
         let (ino, mtime) = file_stamp(meta);
         if h.count == 0 || h.journal_ino != ino {
             return Ok(None);
@@ -175,7 +215,9 @@ impl Journal {
         if h.verified_len == meta.len() && h.journal_mtime_ns != mtime {
             return Ok(None); // same size, modified since: verify everything
         }
-        let Ok(last) = idx.offset(h.count - 1) else { return Ok(None) };
+        let Ok(last) = idx.offset(h.count - 1) else {
+            return Ok(None);
+        };
         if last >= h.verified_len {
             return Ok(None);
         }
@@ -199,7 +241,9 @@ impl Journal {
             return Ok(());
         }
         let mut bytes = vec![0u8; len as usize];
-        self.file.read_exact_at(&mut bytes, offset).map_err(io_err("read journal", &self.path))?;
+        self.file
+            .read_exact_at(&mut bytes, offset)
+            .map_err(io_err("read journal", &self.path))?;
         let mut saved = None;
         if let Some(dir) = &opts.salvage_dir {
             fs::create_dir_all(dir).map_err(io_err("create", dir))?;
@@ -207,7 +251,9 @@ impl Journal {
             fs::write(&p, &bytes).map_err(io_err("save torn tail", &p))?;
             saved = Some(p);
         }
-        self.file.set_len(offset).map_err(io_err("truncate torn tail", &self.path))?;
+        self.file
+            .set_len(offset)
+            .map_err(io_err("truncate torn tail", &self.path))?;
         self.file.sync_all().map_err(io_err("sync", &self.path))?;
         let saved_text = saved.as_ref().map(|p| p.display().to_string());
         if let Some(log) = &opts.repairs_log {
@@ -220,8 +266,14 @@ impl Journal {
                 "after_seq": self.head.map(|h| h.seq),
                 "saved_to": saved_text,
             });
-            let mut f = OpenOptions::new().create(true).append(true).open(log).map_err(io_err("open", log))?;
-            writeln!(f, "{note}").and_then(|_| f.sync_data()).map_err(io_err("write", log))?;
+            let mut f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .map_err(io_err("open", log))?;
+            writeln!(f, "{note}")
+                .and_then(|_| f.sync_data())
+                .map_err(io_err("write", log))?;
         }
         self.warnings.push(format!(
             "journal {}: truncated an unfinished final line at byte {offset} ({len} bytes; an append was interrupted){}",
@@ -238,7 +290,9 @@ impl Journal {
         if !idx.writable {
             return;
         }
-        let Ok(meta) = self.file.metadata() else { return };
+        let Ok(meta) = self.file.metadata() else {
+            return;
+        };
         let (ino, mtime) = file_stamp(&meta);
         let count = self.persisted + self.tail.len() as u64;
         let header = Header {
@@ -248,14 +302,19 @@ impl Journal {
             journal_ino: ino,
             journal_mtime_ns: mtime,
         };
-        let written = idx.truncate_entries(count.max(self.persisted)).and_then(|_| idx.write(self.persisted, &self.tail, &header));
+        let written = idx
+            .truncate_entries(count.max(self.persisted))
+            .and_then(|_| idx.write(self.persisted, &self.tail, &header));
         match written {
             Ok(()) => {
                 self.persisted = count;
                 self.tail.clear();
             }
             Err(e) => {
-                self.warnings.push(format!("index {}: not updated ({e}); it will be rebuilt on the next open", idx.path.display()));
+                self.warnings.push(format!(
+                    "index {}: not updated ({e}); it will be rebuilt on the next open",
+                    idx.path.display()
+                ));
                 self.index = None;
             }
         }
@@ -291,12 +350,18 @@ impl Journal {
     /// Byte offset where record `seq` starts.
     pub fn offset_of(&self, seq: u64) -> Result<u64> {
         if seq >= self.len() {
-            return Err(Error::SeqOutOfRange { seq, head: self.head.map(|h| h.seq) });
+            return Err(Error::SeqOutOfRange {
+                seq,
+                head: self.head.map(|h| h.seq),
+            });
         }
         if seq >= self.persisted {
             return Ok(self.tail[(seq - self.persisted) as usize]);
         }
-        let idx = self.index.as_ref().ok_or_else(|| self.inconsistent("index unavailable"))?;
+        let idx = self
+            .index
+            .as_ref()
+            .ok_or_else(|| self.inconsistent("index unavailable"))?;
         idx.offset(seq).map_err(io_err("read index", &idx.path))
     }
 
@@ -310,19 +375,28 @@ impl Journal {
     }
 
     fn inconsistent(&self, what: &str) -> Error {
-        Error::JournalInconsistent { path: self.path.clone(), what: what.to_string() }
+        Error::JournalInconsistent {
+            path: self.path.clone(),
+            what: what.to_string(),
+        }
     }
 
     /// The raw line of record `seq`, without its newline.
     pub fn read_line(&self, seq: u64) -> Result<Vec<u8>> {
         let (start, end) = (self.offset_of(seq)?, self.end_of(seq)?);
         if end <= start || end - start > MAX_RECORD as u64 + 1 {
-            return Err(self.inconsistent(&format!("index entry for seq {seq} is damaged; delete journal.idx to rebuild it")));
+            return Err(self.inconsistent(&format!(
+                "index entry for seq {seq} is damaged; delete journal.idx to rebuild it"
+            )));
         }
         let mut line = vec![0u8; (end - start) as usize];
-        self.file.read_exact_at(&mut line, start).map_err(io_err("read journal", &self.path))?;
+        self.file
+            .read_exact_at(&mut line, start)
+            .map_err(io_err("read journal", &self.path))?;
         if line.pop() != Some(b'\n') {
-            return Err(self.inconsistent(&format!("index entry for seq {seq} is damaged; delete journal.idx to rebuild it")));
+            return Err(self.inconsistent(&format!(
+                "index entry for seq {seq} is damaged; delete journal.idx to rebuild it"
+            )));
         }
         Ok(line)
     }
@@ -337,44 +411,77 @@ impl Journal {
             what: format!("not a journal record ({e})"),
         })?;
         if rec.seq != seq {
-            return Err(self.inconsistent(&format!("index entry for seq {seq} points at seq {}; delete journal.idx to rebuild it", rec.seq)));
+            return Err(self.inconsistent(&format!(
+                "index entry for seq {seq} points at seq {}; delete journal.idx to rebuild it",
+                rec.seq
+            )));
         }
         Ok((rec, Hash::of(&line)))
     }
 
     /// Stream records `from..` in order, reading sequentially.
     pub fn iter_from(&self, from: u64) -> Result<Iter<'_>> {
-        let offset = if from >= self.len() { self.len } else { self.offset_of(from)? };
+        let offset = if from >= self.len() {
+            self.len
+        } else {
+            self.offset_of(from)?
+        };
         let mut f = self.file.try_clone().map_err(io_err("open", &self.path))?;
-        f.seek(SeekFrom::Start(offset)).map_err(io_err("seek", &self.path))?;
-        Ok(Iter { journal: self, reader: BufReader::with_capacity(1 << 20, f), seq: from, offset, buf: Vec::new() })
+        f.seek(SeekFrom::Start(offset))
+            .map_err(io_err("seek", &self.path))?;
+        Ok(Iter {
+            journal: self,
+            reader: BufReader::with_capacity(1 << 20, f),
+            seq: from,
+            offset,
+            buf: Vec::new(),
+        })
     }
 
     /// Append records as one group: one write, one fdatasync. On any failure the file
     /// is rolled back to its previous length and nothing is acknowledged.
     pub fn append(&mut self, records: &[NewRecord]) -> Result<Vec<Head>> {
         if !self.writable {
-            return Err(Error::Invalid(format!("journal {} is open read-only", self.path.display())));
+            return Err(Error::Invalid(format!(
+                "journal {} is open read-only",
+                self.path.display()
+            )));
         }
         if self.poisoned {
-            return Err(Error::JournalPoisoned { path: self.path.clone() });
+            return Err(Error::JournalPoisoned {
+                path: self.path.clone(),
+            });
         }
         let mut buf = Vec::with_capacity(records.len() * 256);
         let mut heads = Vec::with_capacity(records.len());
         let mut offsets = Vec::with_capacity(records.len());
         let mut prev = self.head.map(|h| h.hash);
-        let mut seq = self.len();
-        for r in records {
+        for (seq, r) in (self.len()..).zip(records) {
             if let Some(c) = r.cause.iter().find(|&&c| c >= seq) {
-                return Err(Error::Invalid(format!("record seq {seq} ({}) names cause {c}, which is not earlier", r.kind)));
+                return Err(Error::Invalid(format!(
+                    "record seq {seq} ({}) names cause {c}, which is not earlier",
+                    r.kind
+                )));
             }
             if r.kind.is_empty() {
-                return Err(Error::Invalid(format!("record seq {seq} has an empty kind")));
+                return Err(Error::Invalid(format!(
+                    "record seq {seq} has an empty kind"
+                )));
             }
-            let rec = Record { seq, prev, at_ns: r.at_ns, kind: r.kind.clone(), cause: r.cause.clone(), body: r.body.clone() };
+            let rec = record::RecordRef {
+                seq,
+                prev,
+                at_ns: r.at_ns,
+                kind: &r.kind,
+                cause: &r.cause,
+                body: &r.body,
+            };
             let line = canon::to_vec(&rec)?;
             if line.len() > MAX_RECORD {
-                return Err(Error::RecordTooLarge { size: line.len(), limit: MAX_RECORD });
+                return Err(Error::RecordTooLarge {
+                    size: line.len(),
+                    limit: MAX_RECORD,
+                });
             }
             let hash = Hash::of(&line);
             offsets.push(self.len + buf.len() as u64);
@@ -382,14 +489,19 @@ impl Journal {
             buf.push(b'\n');
             heads.push(Head { seq, hash });
             prev = Some(hash);
-            seq += 1;
         }
         if records.is_empty() {
             return Ok(heads);
         }
-        let written = self.file.write_all(&buf).and_then(|_| self.file.sync_data());
+        let written = self
+            .file
+            .write_all(&buf)
+            .and_then(|_| self.file.sync_data());
         if let Err(e) = written {
-            let rolled_back = self.file.set_len(self.len).and_then(|_| self.file.sync_all());
+            let rolled_back = self
+                .file
+                .set_len(self.len)
+                .and_then(|_| self.file.sync_all());
             if rolled_back.is_err() {
                 self.poisoned = true;
             }
@@ -417,21 +529,38 @@ impl Journal {
     /// Pick up records appended by another process since open (for `log --follow`).
     /// Returns the number of new records.
     pub fn refresh(&mut self) -> Result<u64> {
-        let size = self.file.metadata().map_err(io_err("stat", &self.path))?.len();
+        let size = self
+            .file
+            .metadata()
+            .map_err(io_err("stat", &self.path))?
+            .len();
         if size <= self.len {
             return Ok(0);
         }
         let mut f = self.file.try_clone().map_err(io_err("open", &self.path))?;
-        f.seek(SeekFrom::Start(self.len)).map_err(io_err("seek", &self.path))?;
+        f.seek(SeekFrom::Start(self.len))
+            .map_err(io_err("seek", &self.path))?;
         let mut reader = BufReader::new(f.take(size - self.len));
-        let start = Cursor { seq: self.len(), prev: self.head.map(|h| h.hash), offset: self.len };
+        let start = Cursor {
+            seq: self.len(),
+            prev: self.head.map(|h| h.hash),
+            offset: self.len,
+        };
         let before = self.len();
         let mut damage = None;
         let (tail, head) = (&mut self.tail, &mut self.head);
         let end = scan(&mut reader, start, |found| match found {
-            Found::Record { offset, hash, record, .. } => {
+            Found::Record {
+                offset,
+                hash,
+                record,
+                ..
+            } => {
                 tail.push(offset);
-                *head = Some(Head { seq: record.seq, hash });
+                *head = Some(Head {
+                    seq: record.seq,
+                    hash,
+                });
                 ControlFlow::Continue(())
             }
             Found::Damaged { seq, offset, what } => {
@@ -442,7 +571,12 @@ impl Journal {
         })
         .map_err(io_err("read journal", &self.path))?;
         if let Some((seq, offset, what)) = damage {
-            return Err(Error::JournalDamaged { path: self.path.clone(), seq, offset, what });
+            return Err(Error::JournalDamaged {
+                path: self.path.clone(),
+                seq,
+                offset,
+                what,
+            });
         }
         self.len = end.offset;
         Ok(self.len() - before)
@@ -453,9 +587,15 @@ impl Journal {
     pub fn copy_prefix(&self, upto: u64, dst: &Path) -> Result<()> {
         let end = self.end_of(upto)?;
         let mut src = self.file.try_clone().map_err(io_err("open", &self.path))?;
-        src.seek(SeekFrom::Start(0)).map_err(io_err("seek", &self.path))?;
-        let mut out = File::options().write(true).create_new(true).open(dst).map_err(io_err("create", dst))?;
-        let copied = std::io::copy(&mut std::io::Read::take(&mut src, end), &mut out).map_err(io_err("copy journal", dst))?;
+        src.seek(SeekFrom::Start(0))
+            .map_err(io_err("seek", &self.path))?;
+        let mut out = File::options()
+            .write(true)
+            .create_new(true)
+            .open(dst)
+            .map_err(io_err("create", dst))?;
+        let copied = std::io::copy(&mut std::io::Read::take(&mut src, end), &mut out)
+            .map_err(io_err("copy journal", dst))?;
         if copied != end {
             return Err(self.inconsistent(&format!("copied {copied} of {end} bytes")));
         }
@@ -468,13 +608,24 @@ impl Journal {
         let dst_idx = IndexFile::open(&dst_idx_path, true)
             .map_err(io_err("create index", &dst_idx_path))?
             .ok_or_else(|| self.inconsistent("could not create index"))?;
-        let header = Header { count, verified_len: end, head_hash: head_hash.0, journal_ino: ino, journal_mtime_ns: mtime };
+        let header = Header {
+            count,
+            verified_len: end,
+            head_hash: head_hash.0,
+            journal_ino: ino,
+            journal_mtime_ns: mtime,
+        };
         let in_file = count.min(self.persisted);
         let copy = || -> std::io::Result<()> {
             if let Some(src_idx) = &self.index {
                 src_idx.copy_entries_to(in_file, &dst_idx)?;
             }
-            let rest: Vec<u64> = self.tail.iter().copied().take((count - in_file) as usize).collect();
+            let rest: Vec<u64> = self
+                .tail
+                .iter()
+                .copied()
+                .take((count - in_file) as usize)
+                .collect();
             dst_idx.write(in_file, &rest, &header)
         };
         copy().map_err(io_err("write index", &dst_idx_path))?;
@@ -506,12 +657,19 @@ impl Iterator for Iter<'_> {
         self.offset += self.buf.len() as u64;
         let item = match read {
             Err(e) => Err(io_err("read journal", &self.journal.path)(e)),
-            Ok(_) if self.buf.last() != Some(&b'\n') => Err(self.journal.inconsistent("journal ended early")),
+            Ok(_) if self.buf.last() != Some(&b'\n') => {
+                Err(self.journal.inconsistent("journal ended early"))
+            }
             Ok(_) => {
                 self.buf.pop();
                 serde_json::from_slice::<Record>(&self.buf)
                     .map(|r| (r, Hash::of(&self.buf)))
-                    .map_err(|e| Error::JournalDamaged { path: self.journal.path.clone(), seq, offset, what: format!("not a journal record ({e})") })
+                    .map_err(|e| Error::JournalDamaged {
+                        path: self.journal.path.clone(),
+                        seq,
+                        offset,
+                        what: format!("not a journal record ({e})"),
+                    })
             }
         };
         Some(item)

@@ -25,6 +25,20 @@ pub struct Record {
     pub body: Value,
 }
 
+/// A borrowed view of a record, serialized to the same canonical line as [`Record`]
+/// without cloning the body.
+#[derive(Serialize)]
+pub struct RecordRef<'a> {
+    #[serde(with = "int64")]
+    pub seq: u64,
+    pub prev: Option<Hash>,
+    #[serde(with = "int64")]
+    pub at_ns: u64,
+    pub kind: &'a str,
+    pub cause: &'a [u64],
+    pub body: &'a Value,
+}
+
 /// A record to append; the journal assigns `seq` and `prev`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewRecord {
@@ -37,7 +51,12 @@ pub struct NewRecord {
 impl NewRecord {
     /// A record stamped with the current wall-clock time.
     pub fn now(kind: &str, cause: Vec<u64>, body: Value) -> NewRecord {
-        NewRecord { at_ns: now_ns(), kind: kind.to_string(), cause, body }
+        NewRecord {
+            at_ns: now_ns(),
+            kind: kind.to_string(),
+            cause,
+            body,
+        }
     }
 }
 
@@ -58,7 +77,8 @@ pub fn check_line(line: &[u8], seq: u64, prev: Option<Hash>) -> Result<Record, S
         Ok(_) => return Err("not in canonical JSON form: the line was edited or damaged".into()),
         Err(e) => return Err(e.to_string()),
     }
-    let rec: Record = serde_json::from_value(value).map_err(|e| format!("not a journal record ({e})"))?;
+    let rec: Record =
+        serde_json::from_value(value).map_err(|e| format!("not a journal record ({e})"))?;
     if rec.seq != seq {
         return Err(format!("seq field is {}, expected {seq}", rec.seq));
     }
@@ -74,7 +94,9 @@ pub fn check_line(line: &[u8], seq: u64, prev: Option<Hash>) -> Result<Record, S
         });
     }
     if let Some(c) = rec.cause.iter().find(|&&c| c >= seq) {
-        return Err(format!("cause names seq {c}, which is not earlier than this record"));
+        return Err(format!(
+            "cause names seq {c}, which is not earlier than this record"
+        ));
     }
     if rec.kind.is_empty() {
         return Err("kind is empty".into());
@@ -88,7 +110,15 @@ mod tests {
     use proptest::prelude::*;
 
     fn line(seq: u64, prev: Option<Hash>) -> Vec<u8> {
-        canon::to_vec(&Record { seq, prev, at_ns: u64::MAX, kind: "k".into(), cause: vec![], body: serde_json::json!({"x": 1}) }).unwrap()
+        canon::to_vec(&Record {
+            seq,
+            prev,
+            at_ns: u64::MAX,
+            kind: "k".into(),
+            cause: vec![],
+            body: serde_json::json!({"x": 1}),
+        })
+        .unwrap()
     }
 
     #[test]
@@ -96,15 +126,25 @@ mod tests {
         let l = line(0, None);
         assert!(String::from_utf8_lossy(&l).contains(r#""at_ns":"18446744073709551615""#));
         check_line(&l, 0, None).unwrap();
-        assert!(check_line(&l, 1, None).unwrap_err().contains("seq field is 0, expected 1"));
+        assert!(check_line(&l, 1, None)
+            .unwrap_err()
+            .contains("seq field is 0, expected 1"));
         let l1 = line(1, Some(Hash::of(b"a")));
         check_line(&l1, 1, Some(Hash::of(b"a"))).unwrap();
-        assert!(check_line(&l1, 1, Some(Hash::of(b"b"))).unwrap_err().contains("record seq 0 was modified"));
+        assert!(check_line(&l1, 1, Some(Hash::of(b"b")))
+            .unwrap_err()
+            .contains("record seq 0 was modified"));
         let mut spaced = l.clone();
         spaced.insert(1, b' ');
-        assert!(check_line(&spaced, 0, None).unwrap_err().contains("canonical"));
-        assert!(check_line(b"{", 0, None).unwrap_err().contains("not valid JSON"));
-        assert!(check_line(br#"{"a":1}"#, 0, None).unwrap_err().contains("not a journal record"));
+        assert!(check_line(&spaced, 0, None)
+            .unwrap_err()
+            .contains("canonical"));
+        assert!(check_line(b"{", 0, None)
+            .unwrap_err()
+            .contains("not valid JSON"));
+        assert!(check_line(br#"{"a":1}"#, 0, None)
+            .unwrap_err()
+            .contains("not a journal record"));
     }
 
     proptest! {

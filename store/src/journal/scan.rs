@@ -20,7 +20,12 @@ pub struct Cursor {
 /// What a scan found at one position.
 pub enum Found<'a> {
     /// A valid record: the chain continues.
-    Record { offset: u64, hash: Hash, line: &'a [u8], record: Record },
+    Record {
+        offset: u64,
+        hash: Hash,
+        line: &'a [u8],
+        record: Record,
+    },
     /// A complete line that fails its checks.
     Damaged { seq: u64, offset: u64, what: String },
     /// Bytes after the last newline: an append that did not finish.
@@ -46,7 +51,11 @@ fn read_line(r: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<Line> {
             Err(e) => return Err(e),
         };
         if avail.is_empty() {
-            return Ok(if skipped > 0 || !buf.is_empty() { Line::Partial } else { Line::Eof });
+            return Ok(if skipped > 0 || !buf.is_empty() {
+                Line::Partial
+            } else {
+                Line::Eof
+            });
         }
         match memchr::memchr(b'\n', avail) {
             Some(i) => {
@@ -88,22 +97,49 @@ pub fn scan(
             Line::Eof => return Ok(cur),
             Line::Partial => {
                 let len = buf.len() as u64;
-                let _ = visit(Found::Torn { offset: line_start, len });
+                let _ = visit(Found::Torn {
+                    offset: line_start,
+                    len,
+                });
                 return Ok(cur);
             }
             Line::TooLong(len) => {
-                let what = format!("line of {len} bytes exceeds the {MAX_RECORD}-byte record limit");
-                cur = Cursor { seq: cur.seq + 1, prev: None, offset: line_start + len + 1 };
-                if visit(Found::Damaged { seq: cur.seq - 1, offset: line_start, what }).is_break() {
+                let what =
+                    format!("line of {len} bytes exceeds the {MAX_RECORD}-byte record limit");
+                cur = Cursor {
+                    seq: cur.seq + 1,
+                    prev: None,
+                    offset: line_start + len + 1,
+                };
+                if visit(Found::Damaged {
+                    seq: cur.seq - 1,
+                    offset: line_start,
+                    what,
+                })
+                .is_break()
+                {
                     return Ok(cur);
                 }
             }
             Line::Complete => {
                 let hash = Hash::of(&buf);
-                let next = Cursor { seq: cur.seq + 1, prev: Some(hash), offset: line_start + buf.len() as u64 + 1 };
+                let next = Cursor {
+                    seq: cur.seq + 1,
+                    prev: Some(hash),
+                    offset: line_start + buf.len() as u64 + 1,
+                };
                 let flow = match check_line(&buf, cur.seq, cur.prev) {
-                    Ok(record) => visit(Found::Record { offset: line_start, hash, line: &buf, record }),
-                    Err(what) => visit(Found::Damaged { seq: cur.seq, offset: line_start, what }),
+                    Ok(record) => visit(Found::Record {
+                        offset: line_start,
+                        hash,
+                        line: &buf,
+                        record,
+                    }),
+                    Err(what) => visit(Found::Damaged {
+                        seq: cur.seq,
+                        offset: line_start,
+                        what,
+                    }),
                 };
                 cur = next;
                 if flow.is_break() {

@@ -4,11 +4,19 @@ use super::*;
 use serde_json::json;
 
 fn rec(i: u64) -> NewRecord {
-    NewRecord { at_ns: 1_764_000_000_000_000_000 + i, kind: "test".into(), cause: vec![], body: json!({"i": i, "pad": "x".repeat(150)}) }
+    NewRecord {
+        at_ns: 1_764_000_000_000_000_000 + i,
+        kind: "test".into(),
+        cause: vec![],
+        body: json!({"i": i, "pad": "x".repeat(150)}),
+    }
 }
 
 fn w() -> Options {
-    Options { writable: true, ..Options::default() }
+    Options {
+        writable: true,
+        ..Options::default()
+    }
 }
 
 fn new_journal(n: u64) -> (tempfile::TempDir, PathBuf) {
@@ -32,7 +40,13 @@ fn appends_chain_and_reopen() {
     assert_eq!(j.head().unwrap().seq, 9);
     let all: Vec<_> = j.iter_from(7).unwrap().map(|r| r.unwrap().0.seq).collect();
     assert_eq!(all, vec![7, 8, 9]);
-    assert!(matches!(j.read(10), Err(Error::SeqOutOfRange { seq: 10, head: Some(9) })));
+    assert!(matches!(
+        j.read(10),
+        Err(Error::SeqOutOfRange {
+            seq: 10,
+            head: Some(9)
+        })
+    ));
 }
 
 #[test]
@@ -60,13 +74,22 @@ fn torn_tail_is_truncated_by_a_writer_and_ignored_by_a_reader() {
     let mut r = Journal::open(&p, &Options::default()).unwrap();
     assert_eq!(r.len(), 5);
     assert!(r.take_warnings()[0].contains("unfinished final line"));
-    assert!(fs::metadata(&p).unwrap().len() > good_len, "a reader must not truncate");
-    let opts = Options { writable: true, salvage_dir: Some(d.path().join("lost")), repairs_log: Some(d.path().join("repairs")) };
+    assert!(
+        fs::metadata(&p).unwrap().len() > good_len,
+        "a reader must not truncate"
+    );
+    let opts = Options {
+        writable: true,
+        salvage_dir: Some(d.path().join("lost")),
+        repairs_log: Some(d.path().join("repairs")),
+    };
     let mut j = Journal::open(&p, &opts).unwrap();
     assert!(j.take_warnings()[0].contains("truncated"));
     assert_eq!(fs::metadata(&p).unwrap().len(), good_len);
     assert_eq!(fs::read_dir(d.path().join("lost")).unwrap().count(), 1);
-    assert!(fs::read_to_string(d.path().join("repairs")).unwrap().contains("truncated_torn_tail"));
+    assert!(fs::read_to_string(d.path().join("repairs"))
+        .unwrap()
+        .contains("truncated_torn_tail"));
     j.append(&[rec(5)]).unwrap();
     assert_eq!(Journal::open(&p, &Options::default()).unwrap().len(), 6);
 }
@@ -86,7 +109,11 @@ fn flipped_byte_in_the_middle_refuses_open_naming_the_seq() {
             other => panic!("expected damage, got {other:?}"),
         }
     }
-    assert_eq!(fs::read(&p).unwrap(), bytes, "open must not modify a damaged journal");
+    assert_eq!(
+        fs::read(&p).unwrap(),
+        bytes,
+        "open must not modify a damaged journal"
+    );
 }
 
 #[test]
@@ -97,7 +124,10 @@ fn removed_records_are_refused() {
     drop(j);
     let f = OpenOptions::new().write(true).open(&p).unwrap();
     f.set_len(cut + 10).unwrap();
-    assert!(matches!(Journal::open(&p, &w()), Err(Error::JournalInconsistent { .. })));
+    assert!(matches!(
+        Journal::open(&p, &w()),
+        Err(Error::JournalInconsistent { .. })
+    ));
 }
 
 #[test]
@@ -106,7 +136,10 @@ fn a_complete_damaged_last_line_is_damage_not_a_torn_tail() {
     let mut f = OpenOptions::new().append(true).open(&p).unwrap();
     f.write_all(b"{\"garbage\":1}\n").unwrap();
     drop(f);
-    assert!(matches!(Journal::open(&p, &w()), Err(Error::JournalDamaged { seq: 3, .. })));
+    assert!(matches!(
+        Journal::open(&p, &w()),
+        Err(Error::JournalDamaged { seq: 3, .. })
+    ));
 }
 
 #[test]
@@ -138,12 +171,24 @@ fn bad_appends_change_nothing() {
     let (_d, p) = new_journal(3);
     let before = fs::read(&p).unwrap();
     let mut j = Journal::open(&p, &w()).unwrap();
-    let too_big = NewRecord { body: json!({"n": u64::MAX}), ..rec(3) };
+    let too_big = NewRecord {
+        body: json!({"n": u64::MAX}),
+        ..rec(3)
+    };
     assert!(j.append(&[rec(3), too_big]).is_err());
-    let future_cause = NewRecord { cause: vec![99], ..rec(3) };
+    let future_cause = NewRecord {
+        cause: vec![99],
+        ..rec(3)
+    };
     assert!(j.append(&[future_cause]).is_err());
-    let huge = NewRecord { body: json!("x".repeat(MAX_RECORD)), ..rec(3) };
-    assert!(matches!(j.append(&[huge]), Err(Error::RecordTooLarge { .. })));
+    let huge = NewRecord {
+        body: json!("x".repeat(MAX_RECORD)),
+        ..rec(3)
+    };
+    assert!(matches!(
+        j.append(&[huge]),
+        Err(Error::RecordTooLarge { .. })
+    ));
     assert_eq!(fs::read(&p).unwrap(), before);
     assert_eq!(j.len(), 3);
 }
