@@ -28,15 +28,23 @@ impl ReceiptSigner {
     pub fn generate() -> Result<ReceiptSigner, KeyError> {
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).map_err(|e| KeyError::Random(e.to_string()))?;
-        Ok(ReceiptSigner { key: SigningKey::from_bytes(&seed) })
+        Ok(ReceiptSigner {
+            key: SigningKey::from_bytes(&seed),
+        })
     }
 
     /// Parse the content of a private key file.
     pub fn from_file_bytes(bytes: &[u8]) -> Result<ReceiptSigner, KeyError> {
-        let text = std::str::from_utf8(bytes).map_err(|_| KeyError::BadSecret)?.trim();
-        let hex = text.strip_prefix(SECRET_PREFIX).ok_or(KeyError::BadSecret)?;
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| KeyError::BadSecret)?
+            .trim();
+        let hex = text
+            .strip_prefix(SECRET_PREFIX)
+            .ok_or(KeyError::BadSecret)?;
         let seed = decode32(hex).ok_or(KeyError::BadSecret)?;
-        Ok(ReceiptSigner { key: SigningKey::from_bytes(&seed) })
+        Ok(ReceiptSigner {
+            key: SigningKey::from_bytes(&seed),
+        })
     }
 
     /// The private key file's content.
@@ -46,7 +54,10 @@ impl ReceiptSigner {
 
     /// The public key as `ed25519:<hex>`.
     pub fn public_key(&self) -> String {
-        format!("{PUBLIC_PREFIX}{}", encode(self.key.verifying_key().as_bytes()))
+        format!(
+            "{PUBLIC_PREFIX}{}",
+            encode(self.key.verifying_key().as_bytes())
+        )
     }
 
     pub fn sign(&self, message: &[u8]) -> [u8; 64] {
@@ -56,17 +67,25 @@ impl ReceiptSigner {
 
 /// Verify `signature` over `message` with a public key in text form.
 pub fn verify(public_key: &str, message: &[u8], signature: &[u8; 64]) -> Result<(), KeyError> {
-    let hex = public_key.strip_prefix(PUBLIC_PREFIX).ok_or_else(|| KeyError::BadPublic(public_key.into()))?;
+    let hex = public_key
+        .strip_prefix(PUBLIC_PREFIX)
+        .ok_or_else(|| KeyError::BadPublic(public_key.into()))?;
     let bytes = decode32(hex).ok_or_else(|| KeyError::BadPublic(public_key.into()))?;
-    let key = VerifyingKey::from_bytes(&bytes).map_err(|_| KeyError::BadPublic(public_key.into()))?;
-    key.verify(message, &Signature::from_bytes(signature)).map_err(|_| KeyError::BadSignature)
+    let key =
+        VerifyingKey::from_bytes(&bytes).map_err(|_| KeyError::BadPublic(public_key.into()))?;
+    key.verify(message, &Signature::from_bytes(signature))
+        .map_err(|_| KeyError::BadSignature)
 }
 
 /// Check that a public key string is well formed.
 pub fn parse_public(public_key: &str) -> Result<(), KeyError> {
-    let hex = public_key.strip_prefix(PUBLIC_PREFIX).ok_or_else(|| KeyError::BadPublic(public_key.into()))?;
+    let hex = public_key
+        .strip_prefix(PUBLIC_PREFIX)
+        .ok_or_else(|| KeyError::BadPublic(public_key.into()))?;
     let bytes = decode32(hex).ok_or_else(|| KeyError::BadPublic(public_key.into()))?;
-    VerifyingKey::from_bytes(&bytes).map(|_| ()).map_err(|_| KeyError::BadPublic(public_key.into()))
+    VerifyingKey::from_bytes(&bytes)
+        .map(|_| ())
+        .map_err(|_| KeyError::BadPublic(public_key.into()))
 }
 
 fn encode(bytes: &[u8]) -> String {
