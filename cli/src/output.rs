@@ -36,7 +36,7 @@ pub fn size(bytes: u64) -> String {
 }
 
 /// Print warnings from opening a world to stderr.
-pub fn warn_all(warnings: impl IntoIterator<Item = String>) {
+pub fn warn_all<W: std::fmt::Display>(warnings: impl IntoIterator<Item = W>) {
     let mut err = std::io::stderr();
     for w in warnings {
         let _ = writeln!(err, "aos: warning: {w}");

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::hash::Hash;
-use crate::journal::index::IndexFile;
+use crate::journal::index::{file_stamp, IndexFile};
 use crate::journal::index_path;
 use crate::journal::scan::{scan, Cursor, Found};
 use crate::objects::{hash_file, read_ledger_at, ObjectStore};
@@ -73,16 +73,8 @@ pub fn fsck(root: &Path, progress: Progress<'_>, report: &mut dyn FnMut(Finding)
         );
     }
     // Let an idle world repair a torn tail first, exactly as any opening command would.
-    if let Ok(mut w) = World::open(root, Access::Read) {
-        for warning in w.warnings() {
-            add(
-                Severity::Note,
-                "journal_repaired",
-                rel(&layout.journal()),
-                warning,
-            );
-        }
-    }
+    // What it did is reported from the repairs log and the scan below.
+    drop(World::open(root, Access::Read));
     check_repairs_log(&layout, &mut add, &rel);
     check_journal(&layout, &mut summary, progress, &mut add, &rel);
     check_objects(&layout, &mut summary, progress, &mut add, &rel);
@@ -136,14 +128,22 @@ fn check_journal(
             )
         }
     };
-    let total = file.metadata().map(|m| m.len()).unwrap_or(0);
     let index = IndexFile::open(&index_path(&path), false).ok().flatten();
-    let header = index.as_ref().and_then(|i| i.header());
+    let meta = file.metadata().ok();
+    let total = meta.as_ref().map_or(0, |m| m.len());
+    // The header is a commitment made when records were acknowledged; it only counts
+    // when it was written for this very file.
+    let header = index.as_ref().and_then(|i| i.header()).filter(|h| {
+        h.count > 0
+            && meta
+                .as_ref()
+                .is_some_and(|m| file_stamp(m).0 == h.journal_ino)
+    });
+    let mut committed: Option<(u64, u64, Hash)> = None;
     let mut index_mismatch: Option<u64> = None;
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut last_tick = 0;
     let mut records = 0u64;
-    let mut head = None;
     let start = Cursor {
         seq: 0,
         prev: None,
@@ -153,7 +153,9 @@ fn check_journal(
         match found {
             Found::Record { offset, hash, record, .. } => {
                 records += 1;
-                head = Some((record.seq, hash));
+                if header.is_some_and(|h| h.count == record.seq + 1) {
+                    committed = Some((record.seq, offset, hash));
+                }
                 if let (Some(idx), Some(h)) = (&index, &header) {
                     if record.seq < h.count && index_mismatch.is_none() && idx.offset(record.seq).ok() != Some(offset) {
                         index_mismatch = Some(record.seq);
@@ -172,7 +174,7 @@ fn check_journal(
                 Severity::Note,
                 "journal_torn_tail",
                 format!("{loc} byte {offset}"),
-                format!("{len} bytes after the last complete record are an unfinished append; the next writer truncates them"),
+                format!("{len} bytes after the last complete record are an unfinished append; the next writer truncates them unless the journal has other damage"),
             ),
         }
         ControlFlow::Continue(())
@@ -197,13 +199,36 @@ fn check_journal(
         );
     }
     let idx_loc = rel(&index_path(&path));
-    match (header, index_mismatch) {
-        (_, Some(seq)) => add(Severity::Note, "index_stale", idx_loc, format!("entry for seq {seq} does not match the journal; the index is rebuilt on the next open (it is never authoritative)")),
-        (Some(h), None) if h.count > records => add(Severity::Note, "index_stale", idx_loc, format!("index lists {} records but the journal has {records}; it will be rebuilt", h.count)),
-        (Some(h), None) if head.is_some_and(|(s, hh): (u64, Hash)| s + 1 == h.count && hh.0 != h.head_hash) => {
-            add(Severity::Note, "index_stale", idx_loc, "index head hash differs from the journal's; it will be rebuilt".into())
+    if let Some(h) = header {
+        match committed {
+            _ if h.verified_len > total || records < h.count => add(
+                Severity::Error,
+                "journal_truncated",
+                loc.clone(),
+                format!(
+                    "{} records ({} bytes) were acknowledged, but the file holds {} bytes and {records} records: acknowledged records were removed",
+                    h.count, h.verified_len, total
+                ),
+            ),
+            Some((seq, offset, hash)) if hash.0 != h.head_hash => add(
+                Severity::Error,
+                "journal_damaged",
+                format!("{loc} seq {seq} (line {}, byte {offset})", seq + 1),
+                format!(
+                    "the record was changed after it was acknowledged: it hashes to {hash}, but {} was recorded when it was written",
+                    Hash(h.head_hash)
+                ),
+            ),
+            _ => {}
         }
-        _ => {}
+    }
+    if let Some(seq) = index_mismatch {
+        add(
+            Severity::Note,
+            "index_stale",
+            idx_loc,
+            format!("entry for seq {seq} does not match the journal; the index is rebuilt on the next open (it is never authoritative)"),
+        );
     }
 }
 

@@ -426,8 +426,12 @@ impl Batch<'_> {
             .create(true)
             .open(&ledger_path)
             .map_err(io_err("open", &ledger_path))?;
-        lf.write_all(ledger.as_bytes())
-            .map_err(io_err("append", &ledger_path))?;
+        let before = lf.metadata().map_err(io_err("stat", &ledger_path))?.len();
+        if let Err(e) = lf.write_all(ledger.as_bytes()) {
+            // Never leave half a line: the objects are in place, merely unrecorded.
+            let _ = lf.set_len(before);
+            return Err(io_err("append", &ledger_path)(e));
+        }
         if per_file {
             for d in &dirs {
                 sync_dir(d)?;

@@ -14,8 +14,8 @@ use crate::canon::int64;
 use crate::durable::{sync_dir, write_file_atomic};
 use crate::error::{io_err, Error, Result};
 use crate::hash::Hash;
-use crate::journal::{self, Journal, NewRecord};
-use crate::lock::WriterLock;
+use crate::journal::{self, Journal, NewRecord, Warning};
+use crate::lock::{TryLock, WriterLock};
 use crate::objects::ObjectStore;
 
 /// The on-disk format this build writes and reads.
@@ -196,7 +196,7 @@ pub struct World {
     pub objects: ObjectStore,
     pub journal: Journal,
     lock: Option<WriterLock>,
-    warnings: Vec<String>,
+    warnings: Vec<Warning>,
 }
 
 /// What `create` needs from the caller.
@@ -233,19 +233,30 @@ impl World {
                 )
             }
             Access::Read => {
-                if let Some(lock) = WriterLock::try_acquire(&layout.lock()) {
+                if let TryLock::Acquired(lock) = WriterLock::try_acquire(&layout.lock()) {
                     // Nobody is writing: repair a torn tail and refresh the index now.
-                    if let Ok(mut j) =
-                        Journal::open(&layout.journal(), &Self::journal_options(&layout, true))
-                    {
+                    let repair = Self::journal_options(&layout, true);
+                    if let Ok(mut j) = Journal::open(&layout.journal(), &repair) {
                         warnings.extend(j.take_warnings());
                     }
                     drop(lock);
                 }
-                (
-                    Journal::open(&layout.journal(), &Self::journal_options(&layout, false))?,
-                    None,
-                )
+                let read = Self::journal_options(&layout, false);
+                let j = Journal::open(&layout.journal(), &read)?;
+                if let Some((offset, len)) = j.torn_tail() {
+                    // Left in place: say so only when no writer will ever fix it here.
+                    if matches!(
+                        WriterLock::try_acquire(&layout.lock()),
+                        TryLock::Unavailable
+                    ) {
+                        warnings.push(Warning::TornTailIgnored {
+                            journal: layout.journal(),
+                            offset,
+                            len,
+                        });
+                    }
+                }
+                (j, None)
             }
         };
         let mut w = World {
@@ -311,7 +322,7 @@ impl World {
         World::open(&root, Access::Write)
     }
 
-    pub fn warnings(&mut self) -> Vec<String> {
+    pub fn warnings(&mut self) -> Vec<Warning> {
         std::mem::take(&mut self.warnings)
     }
 

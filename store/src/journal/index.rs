@@ -67,6 +67,13 @@ impl Header {
     }
 }
 
+/// File position of the entry for `seq`; absurd counts are an error, not an overflow.
+fn entry_pos(seq: u64) -> io::Result<u64> {
+    seq.checked_mul(8)
+        .and_then(|x| x.checked_add(HEADER))
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "index entry out of range"))
+}
+
 /// An open index file.
 #[derive(Debug)]
 pub struct IndexFile {
@@ -117,8 +124,9 @@ impl IndexFile {
 
     /// Byte offset of record `seq` (which must be below the header's count).
     pub fn offset(&self, seq: u64) -> io::Result<u64> {
+        let at = entry_pos(seq)?;
         let mut b = [0u8; 8];
-        self.file.read_exact_at(&mut b, HEADER + seq * 8)?;
+        self.file.read_exact_at(&mut b, at)?;
         Ok(u64::from_le_bytes(b))
     }
 
@@ -130,14 +138,14 @@ impl IndexFile {
             for o in offsets {
                 bytes.extend_from_slice(&o.to_le_bytes());
             }
-            self.file.write_all_at(&bytes, HEADER + first * 8)?;
+            self.file.write_all_at(&bytes, entry_pos(first)?)?;
         }
         self.file.write_all_at(&header.encode(), 0)
     }
 
     /// Drop entries beyond `count` (after a rebuild that found fewer records).
     pub fn truncate_entries(&self, count: u64) -> io::Result<()> {
-        self.file.set_len(HEADER + count * 8)
+        self.file.set_len(entry_pos(count)?)
     }
 
     /// Copy the raw entry bytes for records `0..count` to another index file.

@@ -59,7 +59,58 @@ pub struct Journal {
     head: Option<Head>,
     writable: bool,
     poisoned: bool,
-    warnings: Vec<String>,
+    index_failed: bool,
+    torn_tail: Option<(u64, u64)>,
+    warnings: Vec<Warning>,
+}
+
+/// Something an open did or noticed that the user should hear about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Warning {
+    /// A writable open removed an unfinished final line.
+    TornTailTruncated {
+        journal: PathBuf,
+        offset: u64,
+        len: u64,
+        saved_to: Option<PathBuf>,
+    },
+    /// A read-only open left an unfinished final line in place (no writer could repair
+    /// it, e.g. on a read-only file system).
+    TornTailIgnored {
+        journal: PathBuf,
+        offset: u64,
+        len: u64,
+    },
+    /// The index could not be written; it is rebuilt on the next open.
+    IndexNotUpdated { path: PathBuf, error: String },
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Warning::TornTailTruncated { journal, offset, len, saved_to } => {
+                write!(
+                    f,
+                    "journal {}: truncated an unfinished final line at byte {offset} ({len} bytes; an append was interrupted)",
+                    journal.display()
+                )?;
+                if let Some(p) = saved_to {
+                    write!(f, "; its bytes are saved in {}", p.display())?;
+                }
+                Ok(())
+            }
+            Warning::TornTailIgnored { journal, offset, len } => write!(
+                f,
+                "journal {}: ignoring an unfinished final line at byte {offset} ({len} bytes); the next writer will truncate it",
+                journal.display()
+            ),
+            Warning::IndexNotUpdated { path, error } => write!(
+                f,
+                "index {}: not updated ({error}); it will be rebuilt on the next open",
+                path.display()
+            ),
+        }
+    }
 }
 
 /// The index file that belongs to a journal file.
@@ -107,6 +158,8 @@ impl Journal {
             head: None,
             writable: opts.writable,
             poisoned: false,
+            index_failed: false,
+            torn_tail: None,
             warnings: Vec::new(),
         };
         j.load(opts)?;
@@ -114,9 +167,12 @@ impl Journal {
     }
 
     fn load(&mut self, opts: &Options) -> Result<()> {
+        // The header first, the file size second: a writer syncs the journal before it
+        // rewrites the header, so any header we read describes bytes already in the file.
+        let header = self.index.as_ref().and_then(IndexFile::header);
         let meta = self.file.metadata().map_err(io_err("stat", &self.path))?;
-        let size = meta.len();
-        let start = match self.trusted_prefix(&meta)? {
+        let commitment = self.commitment(header, &meta)?;
+        let start = match commitment.filter(|h| self.fast_path_holds(h, &meta)) {
             Some(h) => {
                 self.persisted = h.count;
                 self.len = h.verified_len;
@@ -137,7 +193,9 @@ impl Journal {
             },
         };
         let mut torn = None;
-        if size > start.offset {
+        let mut mismatch = None;
+        let mut checked_commitment = start.seq > 0;
+        if meta.len() > start.offset {
             let mut f = self.file.try_clone().map_err(io_err("open", &self.path))?;
             f.seek(SeekFrom::Start(start.offset))
                 .map_err(io_err("seek", &self.path))?;
@@ -151,6 +209,13 @@ impl Journal {
                     record,
                     ..
                 } => {
+                    if let Some(c) = commitment.filter(|c| c.count == record.seq + 1) {
+                        checked_commitment = true;
+                        if hash.0 != c.head_hash {
+                            mismatch = Some((record.seq, offset, hash, Hash(c.head_hash)));
+                            return ControlFlow::Break(());
+                        }
+                    }
                     tail.push(offset);
                     *head = Some(Head {
                         seq: record.seq,
@@ -176,10 +241,33 @@ impl Journal {
                     what,
                 });
             }
+            if let Some((seq, offset, now, was)) = mismatch {
+                return Err(Error::JournalDamaged {
+                    path: self.path.clone(),
+                    seq,
+                    offset,
+                    what: format!(
+                        "the record was changed after it was acknowledged: it hashes to {now}, but {was} was recorded when it was written"
+                    ),
+                });
+            }
             self.len = end.offset;
         }
+        if let (Some(c), false) = (commitment, checked_commitment) {
+            return Err(Error::JournalInconsistent {
+                path: self.path.clone(),
+                what: format!(
+                    "{} records were acknowledged, but only {} remain: records were removed",
+                    c.count,
+                    self.len()
+                ),
+            });
+        }
+        self.torn_tail = torn;
         if let Some((offset, len)) = torn {
-            self.handle_torn_tail(offset, len, opts)?;
+            if self.writable {
+                self.truncate_torn_tail(offset, len, opts)?;
+            }
         }
         if self.writable {
             self.persist_index();
@@ -187,18 +275,13 @@ impl Journal {
         Ok(())
     }
 
-    /// The index header, if it still describes this journal file; None means verify
-    /// from the start. An index claiming more bytes than the file holds means records
-    /// that were acknowledged are gone: refuse.
-    fn trusted_prefix(&self, meta: &fs::Metadata) -> Result<Option<Header>> {
-        let Some(idx) = &self.index else {
-            return Ok(None);
-        };
-        let Some(h) = idx.header() else {
-            return Ok(None);
-        };
-        let (ino, mtime) = file_stamp(meta);
-        if h.count == 0 || h.journal_ino != ino {
+    /// The index header, when it belongs to this journal file: a commitment that the
+    /// first `verified_len` bytes hold `count` records ending in `head_hash`. An index
+    /// claiming more bytes than the file holds means acknowledged records are gone.
+    fn commitment(&self, header: Option<Header>, meta: &fs::Metadata) -> Result<Option<Header>> {
+        let Some(h) = header else { return Ok(None) };
+        let (ino, _) = file_stamp(meta);
+        if h.count == 0 || h.journal_ino != ino || h.count > h.verified_len {
             return Ok(None);
         }
         if h.verified_len > meta.len() {
@@ -212,34 +295,33 @@ impl Journal {
                 ),
             });
         }
+        Ok(Some(h))
+    }
+
+    /// True when the verified prefix can be trusted without reading it: the file was not
+    /// modified in place since the header was written, and the last acknowledged record
+    /// is where the index says, with the hash the header recorded.
+    fn fast_path_holds(&self, h: &Header, meta: &fs::Metadata) -> bool {
+        let (_, mtime) = file_stamp(meta);
         if h.verified_len == meta.len() && h.journal_mtime_ns != mtime {
-            return Ok(None); // same size, modified since: verify everything
+            return false; // same size, modified since: verify everything
         }
+        let Some(idx) = &self.index else { return false };
         let Ok(last) = idx.offset(h.count - 1) else {
-            return Ok(None);
+            return false;
         };
-        if last >= h.verified_len {
-            return Ok(None);
+        if last >= h.verified_len || h.verified_len - last > MAX_RECORD as u64 + 1 {
+            return false;
         }
         let mut line = vec![0u8; (h.verified_len - last) as usize];
         if self.file.read_exact_at(&mut line, last).is_err() || line.pop() != Some(b'\n') {
-            return Ok(None);
+            return false;
         }
-        if Hash::of(&line).0 != h.head_hash {
-            return Ok(None);
-        }
-        let seq_ok = serde_json::from_slice::<Record>(&line).is_ok_and(|r| r.seq == h.count - 1);
-        Ok(seq_ok.then_some(h))
+        Hash::of(&line).0 == h.head_hash
+            && serde_json::from_slice::<Record>(&line).is_ok_and(|r| r.seq == h.count - 1)
     }
 
-    fn handle_torn_tail(&mut self, offset: u64, len: u64, opts: &Options) -> Result<()> {
-        if !self.writable {
-            self.warnings.push(format!(
-                "journal {}: ignoring an unfinished final line at byte {offset} ({len} bytes); the next writer will truncate it",
-                self.path.display()
-            ));
-            return Ok(());
-        }
+    fn truncate_torn_tail(&mut self, offset: u64, len: u64, opts: &Options) -> Result<()> {
         let mut bytes = vec![0u8; len as usize];
         self.file
             .read_exact_at(&mut bytes, offset)
@@ -275,11 +357,13 @@ impl Journal {
                 .and_then(|_| f.sync_data())
                 .map_err(io_err("write", log))?;
         }
-        self.warnings.push(format!(
-            "journal {}: truncated an unfinished final line at byte {offset} ({len} bytes; an append was interrupted){}",
-            self.path.display(),
-            saved_text.map(|p| format!("; its bytes are saved in {p}")).unwrap_or_default()
-        ));
+        self.warnings.push(Warning::TornTailTruncated {
+            journal: self.path.clone(),
+            offset,
+            len,
+            saved_to: saved,
+        });
+        self.torn_tail = None;
         Ok(())
     }
 
@@ -287,7 +371,7 @@ impl Journal {
     /// index is rebuildable, so a failure only costs the next open some time.
     fn persist_index(&mut self) {
         let Some(idx) = &self.index else { return };
-        if !idx.writable {
+        if !idx.writable || self.index_failed {
             return;
         }
         let Ok(meta) = self.file.metadata() else {
@@ -311,11 +395,13 @@ impl Journal {
                 self.tail.clear();
             }
             Err(e) => {
-                self.warnings.push(format!(
-                    "index {}: not updated ({e}); it will be rebuilt on the next open",
-                    idx.path.display()
-                ));
-                self.index = None;
+                // Entries already in the file stay valid (the header is written last);
+                // newer offsets stay in memory and the next open verifies them again.
+                self.warnings.push(Warning::IndexNotUpdated {
+                    path: idx.path.clone(),
+                    error: e.to_string(),
+                });
+                self.index_failed = true;
             }
         }
     }
@@ -342,8 +428,14 @@ impl Journal {
         self.len
     }
 
+    /// An unfinished final line (byte offset, length) that this read-only handle is
+    /// ignoring; a writable open truncates it instead.
+    pub fn torn_tail(&self) -> Option<(u64, u64)> {
+        self.torn_tail
+    }
+
     /// Warnings from opening (torn tails, index problems), for the caller to print.
-    pub fn take_warnings(&mut self) -> Vec<String> {
+    pub fn take_warnings(&mut self) -> Vec<Warning> {
         std::mem::take(&mut self.warnings)
     }
 

@@ -73,7 +73,8 @@ fn torn_tail_is_truncated_by_a_writer_and_ignored_by_a_reader() {
     drop(f);
     let mut r = Journal::open(&p, &Options::default()).unwrap();
     assert_eq!(r.len(), 5);
-    assert!(r.take_warnings()[0].contains("unfinished final line"));
+    assert_eq!(r.torn_tail(), Some((good_len, 15)));
+    assert!(r.take_warnings().is_empty());
     assert!(
         fs::metadata(&p).unwrap().len() > good_len,
         "a reader must not truncate"
@@ -84,7 +85,7 @@ fn torn_tail_is_truncated_by_a_writer_and_ignored_by_a_reader() {
         repairs_log: Some(d.path().join("repairs")),
     };
     let mut j = Journal::open(&p, &opts).unwrap();
-    assert!(j.take_warnings()[0].contains("truncated"));
+    assert!(j.take_warnings()[0].to_string().contains("truncated"));
     assert_eq!(fs::metadata(&p).unwrap().len(), good_len);
     assert_eq!(fs::read_dir(d.path().join("lost")).unwrap().count(), 1);
     assert!(fs::read_to_string(d.path().join("repairs"))
