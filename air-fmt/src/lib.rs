@@ -1,6 +1,18 @@
-//! AIR, the typed control plane of a world: the data model of every definition kind,
-//! typed values with their two JSON lenses, canonical form and hashes, the validator,
-//! patches and diffs. Pure: the library performs no file or network I/O.
+//! `air-fmt`: AIR, the typed control plane of a world.
 //!
-//! The model arrives with the AIR issue; this crate exists now so the dependency
-//! direction of the workspace (`cli → kernel → air-fmt, store`) is fixed from day one.
+//! The data model of every definition kind ([`model`]), the type AST ([`types`]),
+//! plan expressions ([`expr`]), names ([`name`]), and diagnostics that name the file,
+//! def, JSON pointer, what was expected and what was found ([`diag`]). Pure: the
+//! library performs no file or network I/O; callers hand it bytes.
+
+pub mod diag;
+pub mod expr;
+pub mod json;
+pub mod model;
+pub mod name;
+pub mod types;
+
+pub use diag::{Diagnostic, Severity};
+pub use model::{Def, DefKind, Manifest, Node};
+pub use name::Name;
+pub use types::TypeExpr;

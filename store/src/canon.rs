@@ -136,6 +136,15 @@ pub fn u64_value(v: u64) -> Value {
     }
 }
 
+/// The canonical JSON value of an `i64` under the 64-bit rule.
+pub fn i64_value(v: i64) -> Value {
+    if v.unsigned_abs() <= MAX_SAFE_INT {
+        Value::from(v)
+    } else {
+        Value::String(v.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
