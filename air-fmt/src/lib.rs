@@ -5,9 +5,12 @@
 //! def, JSON pointer, what was expected and what was found ([`diag`]). Pure: the
 //! library performs no file or network I/O; callers hand it bytes.
 
+pub mod assemble;
+pub mod catalog;
 pub mod diag;
 pub mod expr;
 pub mod json;
+pub mod load;
 pub mod model;
 pub mod name;
 pub mod types;

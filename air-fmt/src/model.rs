@@ -326,7 +326,7 @@ pub enum Node {
 /// Parse one node. Diagnostics carry pointers relative to the node.
 pub fn parse_node(v: &Value, diags: &mut Vec<Diagnostic>) -> Option<Node> {
     let mut o = Obj::new(v, "", "an AIR node", diags)?;
-    let Some(kind) = o.req_str("$kind", diags) else { return None };
+    let kind = o.req_str("$kind", diags)?;
     let Some(kind) = DefKind::parse(kind) else {
         diags.push(
             Diagnostic::error("unknown_kind", "/$kind", format!("unknown `$kind` {kind:?}"))
