@@ -38,7 +38,8 @@ pub struct Assembled {
 
 /// Resolve a def by kind and name: the set first, then the built-in catalog.
 pub fn resolve<'a>(set: &'a AirSet, kind: DefKind, name: &Name) -> Option<&'a Def> {
-    set.get(kind, name).or_else(|| crate::catalog::get(kind, name))
+    set.get(kind, name)
+        .or_else(|| crate::catalog::get(kind, name))
 }
 
 /// Assemble the set's manifest. Errors (unknown names, hash mismatches) and warnings
@@ -58,10 +59,21 @@ pub fn assemble(set: &AirSet) -> (Option<Assembled>, Vec<Diagnostic>) {
         for (i, r) in refs.iter().enumerate() {
             let ptr = format!("{}/{}/{i}", m.origin.pointer, kind.manifest_key());
             let Some(def) = resolve(set, *kind, &r.name) else {
+                if set.broken.contains(&(*kind, r.name.clone())) {
+                    continue; // its own errors are reported where it is defined
+                }
                 diags.push(
-                    Diagnostic::error("unknown_def", ptr, format!("the manifest lists {} {}, which is not defined", kind.as_str(), r.name))
-                        .in_file(&file)
-                        .hint("add its definition to the AIR sources, or remove it from the manifest"),
+                    Diagnostic::error(
+                        "unknown_def",
+                        ptr,
+                        format!(
+                            "the manifest lists {} {}, which is not defined",
+                            kind.as_str(),
+                            r.name
+                        ),
+                    )
+                    .in_file(&file)
+                    .hint("add its definition to the AIR sources, or remove it from the manifest"),
                 );
                 continue;
             };
@@ -70,11 +82,15 @@ pub fn assemble(set: &AirSet) -> (Option<Assembled>, Vec<Diagnostic>) {
             if let Some(HashRef::Filled(stated)) = &r.hash {
                 if *stated != h {
                     diags.push(
-                        Diagnostic::error("hash_mismatch", format!("{ptr}/hash"), format!("stated hash of {} does not match its definition", r.name))
-                            .in_file(&file)
-                            .expected(h.to_string())
-                            .found(stated.to_string())
-                            .hint("leave the hash empty (\"\") to have the tools fill it in"),
+                        Diagnostic::error(
+                            "hash_mismatch",
+                            format!("{ptr}/hash"),
+                            format!("stated hash of {} does not match its definition", r.name),
+                        )
+                        .in_file(&file)
+                        .expected(h.to_string())
+                        .found(stated.to_string())
+                        .hint("leave the hash empty (\"\") to have the tools fill it in"),
                     );
                 }
             }
@@ -94,16 +110,33 @@ pub fn assemble(set: &AirSet) -> (Option<Assembled>, Vec<Diagnostic>) {
     for ((kind, name), loc) in &set.defs {
         if !defs.contains_key(&(*kind, name.clone())) {
             diags.push(
-                Diagnostic::warning("unlisted_def", "", format!("{} {name} is defined but the manifest does not list it", kind.as_str()))
-                    .in_file(&loc.origin.file)
-                    .in_def(name.as_str())
-                    .hint(format!("add {{\"name\": \"{name}\"}} to the manifest's `{}`", kind.manifest_key())),
+                Diagnostic::warning(
+                    "unlisted_def",
+                    "",
+                    format!(
+                        "{} {name} is defined but the manifest does not list it",
+                        kind.as_str()
+                    ),
+                )
+                .in_file(&loc.origin.file)
+                .in_def(name.as_str())
+                .hint(format!(
+                    "add {{\"name\": \"{name}\"}} to the manifest's `{}`",
+                    kind.manifest_key()
+                )),
             );
         }
     }
     let manifest = manifest_json(&m.item, &defs);
     let manifest_hash = hash_json(&manifest);
-    (Some(Assembled { manifest, manifest_hash, defs }), diags)
+    (
+        Some(Assembled {
+            manifest,
+            manifest_hash,
+            defs,
+        }),
+        diags,
+    )
 }
 
 /// The canonical JSON of a manifest, with each listed def's hash taken from `defs`.
@@ -118,7 +151,9 @@ pub fn manifest_json(m: &Manifest, defs: &BTreeMap<(DefKind, Name), (Hash, Value
             .into_iter()
             .flatten()
             .map(|r| {
-                let h = defs.get(&(kind, r.name.clone())).map(|(h, _)| h.to_string());
+                let h = defs
+                    .get(&(kind, r.name.clone()))
+                    .map(|(h, _)| h.to_string());
                 json!({"name": r.name, "hash": h})
             })
             .collect();
@@ -161,8 +196,15 @@ pub fn manifest_json(m: &Manifest, defs: &BTreeMap<(DefKind, Name), (Hash, Value
             ro
         })
         .collect();
-    let inboxes: Vec<Value> = m.inboxes.iter().map(|i| json!({"source": i.source, "reducer": i.reducer})).collect();
-    o.insert("routing".into(), json!({"events": events, "inboxes": inboxes}));
+    let inboxes: Vec<Value> = m
+        .inboxes
+        .iter()
+        .map(|i| json!({"source": i.source, "reducer": i.reducer}))
+        .collect();
+    o.insert(
+        "routing".into(),
+        json!({"events": events, "inboxes": inboxes}),
+    );
     let triggers: Vec<Value> = m
         .triggers
         .iter()
@@ -190,8 +232,12 @@ pub fn fill_wasm_hashes(set: &mut AirSet, modules: &BTreeMap<Name, Hash>) -> Vec
                 }
             }
             None => diags.push(
-                Diagnostic::error("unknown_module", format!("/{}", token(name.as_str())), format!("--module names {name}, which is not a defmodule in the AIR sources"))
-                    .hint("check the module name (namespace/Name@version)"),
+                Diagnostic::error(
+                    "unknown_module",
+                    format!("/{}", token(name.as_str())),
+                    format!("--module names {name}, which is not a defmodule in the AIR sources"),
+                )
+                .hint("check the module name (namespace/Name@version)"),
             ),
         }
     }

@@ -28,8 +28,18 @@ impl ExprRef {
             if rest.is_empty() {
                 return Ok(Vec::new());
             }
-            let rest = rest.strip_prefix('.').ok_or("a path continues with `.field`")?;
-            rest.split('.').map(|p| if p.is_empty() { Err("empty path segment".to_string()) } else { Ok(p.to_string()) }).collect()
+            let rest = rest
+                .strip_prefix('.')
+                .ok_or("a path continues with `.field`")?;
+            rest.split('.')
+                .map(|p| {
+                    if p.is_empty() {
+                        Err("empty path segment".to_string())
+                    } else {
+                        Ok(p.to_string())
+                    }
+                })
+                .collect()
         };
         if let Some(rest) = s.strip_prefix("@plan.input") {
             return Ok(ExprRef::PlanInput(path(rest)?));
@@ -42,7 +52,9 @@ impl ExprRef {
             return Ok(ExprRef::Var(name.to_string()));
         }
         if let Some(rest) = s.strip_prefix("@step:") {
-            let (id, p) = rest.split_once('.').map_or((rest, ""), |(a, _)| (a, &rest[a.len()..]));
+            let (id, p) = rest
+                .split_once('.')
+                .map_or((rest, ""), |(a, _)| (a, &rest[a.len()..]));
             crate::name::check_ident(id)?;
             return Ok(ExprRef::Step(id.to_string(), path(p)?));
         }
@@ -85,7 +97,19 @@ pub const OPS: [(&str, usize, Option<usize>); 21] = [
     ("contains", 2, Some(2)),
 ];
 
-const CONSTS: [&str; 11] = ["null", "bool", "int", "nat", "dec128", "text", "bytes_b64", "time_ns", "duration_ns", "hash", "uuid"];
+const CONSTS: [&str; 11] = [
+    "null",
+    "bool",
+    "int",
+    "nat",
+    "dec128",
+    "text",
+    "bytes_b64",
+    "time_ns",
+    "duration_ns",
+    "hash",
+    "uuid",
+];
 
 /// An expression.
 #[derive(Debug, Clone, PartialEq)]
@@ -105,18 +129,30 @@ impl Expr {
     /// Parse an expression at `ptr`.
     pub fn parse(v: &Value, ptr: &str, diags: &mut Vec<Diagnostic>) -> Option<Expr> {
         let Value::Object(m) = v else {
-            diags.push(Diagnostic::error("bad_expr", ptr, "an expression is a JSON object").found(show(v)));
+            diags.push(
+                Diagnostic::error("bad_expr", ptr, "an expression is a JSON object").found(show(v)),
+            );
             return None;
         };
-        let keys: Vec<&str> = m.keys().map(String::as_str).filter(|k| *k != "$comment").collect();
+        let keys: Vec<&str> = m
+            .keys()
+            .map(String::as_str)
+            .filter(|k| *k != "$comment")
+            .collect();
         if keys.contains(&"op") {
             return Self::parse_op(m, ptr, diags);
         }
         if keys.len() != 1 {
             diags.push(
-                Diagnostic::error("bad_expr", ptr, "an expression has exactly one form key (or `op` and `args`)")
-                    .expected("ref, op, record, list, set, map, variant, or a constant such as {\"nat\": 1}")
-                    .found(format!("keys {keys:?}")),
+                Diagnostic::error(
+                    "bad_expr",
+                    ptr,
+                    "an expression has exactly one form key (or `op` and `args`)",
+                )
+                .expected(
+                    "ref, op, record, list, set, map, variant, or a constant such as {\"nat\": 1}",
+                )
+                .found(format!("keys {keys:?}")),
             );
             return None;
         }
@@ -131,13 +167,23 @@ impl Expr {
                     None
                 }
                 None => {
-                    diags.push(Diagnostic::error("bad_ref", at, "`ref` must be a string").found(show(inner)));
+                    diags.push(
+                        Diagnostic::error("bad_ref", at, "`ref` must be a string")
+                            .found(show(inner)),
+                    );
                     None
                 }
             },
             "record" => {
                 let Value::Object(fields) = inner else {
-                    diags.push(Diagnostic::error("bad_expr", at, "`record` maps field names to expressions").found(show(inner)));
+                    diags.push(
+                        Diagnostic::error(
+                            "bad_expr",
+                            at,
+                            "`record` maps field names to expressions",
+                        )
+                        .found(show(inner)),
+                    );
                     return None;
                 };
                 let mut out = BTreeMap::new();
@@ -154,16 +200,40 @@ impl Expr {
             }
             "list" | "set" => {
                 let Value::Array(items) = inner else {
-                    diags.push(Diagnostic::error("bad_expr", at, format!("`{key}` holds an array of expressions")).found(show(inner)));
+                    diags.push(
+                        Diagnostic::error(
+                            "bad_expr",
+                            at,
+                            format!("`{key}` holds an array of expressions"),
+                        )
+                        .found(show(inner)),
+                    );
                     return None;
                 };
-                let parsed: Vec<_> = items.iter().enumerate().map(|(i, e)| Expr::parse(e, &format!("{at}/{i}"), diags)).collect();
+                let parsed: Vec<_> = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| Expr::parse(e, &format!("{at}/{i}"), diags))
+                    .collect();
                 let all: Option<Vec<Expr>> = parsed.into_iter().collect();
-                all.map(|v| if key == "list" { Expr::List(v) } else { Expr::Set(v) })
+                all.map(|v| {
+                    if key == "list" {
+                        Expr::List(v)
+                    } else {
+                        Expr::Set(v)
+                    }
+                })
             }
             "map" => {
                 let Value::Array(items) = inner else {
-                    diags.push(Diagnostic::error("bad_expr", at, "`map` holds an array of {key, value} entries").found(show(inner)));
+                    diags.push(
+                        Diagnostic::error(
+                            "bad_expr",
+                            at,
+                            "`map` holds an array of {key, value} entries",
+                        )
+                        .found(show(inner)),
+                    );
                     return None;
                 };
                 let mut out = Vec::new();
@@ -171,11 +241,17 @@ impl Expr {
                 for (i, item) in items.iter().enumerate() {
                     let p = format!("{at}/{i}");
                     let (Some(k), Some(v)) = (item.get("key"), item.get("value")) else {
-                        diags.push(Diagnostic::error("bad_expr", p, "a map entry has `key` and `value`").found(show(item)));
+                        diags.push(
+                            Diagnostic::error("bad_expr", p, "a map entry has `key` and `value`")
+                                .found(show(item)),
+                        );
                         ok = false;
                         continue;
                     };
-                    match (Expr::parse(k, &format!("{p}/key"), diags), Expr::parse(v, &format!("{p}/value"), diags)) {
+                    match (
+                        Expr::parse(k, &format!("{p}/key"), diags),
+                        Expr::parse(v, &format!("{p}/value"), diags),
+                    ) {
                         (Some(k), Some(v)) => out.push((k, v)),
                         _ => ok = false,
                     }
@@ -184,7 +260,10 @@ impl Expr {
             }
             "variant" => {
                 let Some(tag) = inner.get("tag").and_then(Value::as_str) else {
-                    diags.push(Diagnostic::error("bad_expr", at, "`variant` needs a string `tag`").found(show(inner)));
+                    diags.push(
+                        Diagnostic::error("bad_expr", at, "`variant` needs a string `tag`")
+                            .found(show(inner)),
+                    );
                     return None;
                 };
                 let value = match inner.get("value") {
@@ -205,20 +284,45 @@ impl Expr {
     }
 
     fn parse_op(m: &Map<String, Value>, ptr: &str, diags: &mut Vec<Diagnostic>) -> Option<Expr> {
-        for k in m.keys().filter(|k| !["op", "args", "$comment"].contains(&k.as_str())) {
-            diags.push(Diagnostic::error("unknown_field", format!("{ptr}/{}", token(k)), format!("unknown field `{k}` in an operator expression")));
+        for k in m
+            .keys()
+            .filter(|k| !["op", "args", "$comment"].contains(&k.as_str()))
+        {
+            diags.push(Diagnostic::error(
+                "unknown_field",
+                format!("{ptr}/{}", token(k)),
+                format!("unknown field `{k}` in an operator expression"),
+            ));
         }
         let Some(op) = m.get("op").and_then(Value::as_str) else {
-            diags.push(Diagnostic::error("bad_expr", format!("{ptr}/op"), "`op` must be an operator name").found(show(&m["op"])));
+            diags.push(
+                Diagnostic::error(
+                    "bad_expr",
+                    format!("{ptr}/op"),
+                    "`op` must be an operator name",
+                )
+                .found(show(&m["op"])),
+            );
             return None;
         };
         let Some(&(_, min, max)) = OPS.iter().find(|(n, _, _)| *n == op) else {
             let names: Vec<_> = OPS.iter().map(|(n, _, _)| *n).collect();
-            diags.push(Diagnostic::error("unknown_op", format!("{ptr}/op"), format!("unknown operator `{op}`")).expected(names.join(", ")));
+            diags.push(
+                Diagnostic::error(
+                    "unknown_op",
+                    format!("{ptr}/op"),
+                    format!("unknown operator `{op}`"),
+                )
+                .expected(names.join(", ")),
+            );
             return None;
         };
         let Some(Value::Array(args)) = m.get("args") else {
-            diags.push(Diagnostic::error("bad_expr", format!("{ptr}/args"), format!("`{op}` needs an `args` array")));
+            diags.push(Diagnostic::error(
+                "bad_expr",
+                format!("{ptr}/args"),
+                format!("`{op}` needs an `args` array"),
+            ));
             return None;
         };
         if args.len() < min || max.is_some_and(|x| args.len() > x) {
@@ -228,12 +332,20 @@ impl Expr {
                 None => format!("at least {min}"),
             };
             diags.push(
-                Diagnostic::error("bad_arity", format!("{ptr}/args"), format!("`{op}` takes {want} argument(s)"))
-                    .found(format!("{} argument(s)", args.len())),
+                Diagnostic::error(
+                    "bad_arity",
+                    format!("{ptr}/args"),
+                    format!("`{op}` takes {want} argument(s)"),
+                )
+                .found(format!("{} argument(s)", args.len())),
             );
             return None;
         }
-        let parsed: Vec<_> = args.iter().enumerate().map(|(i, a)| Expr::parse(a, &format!("{ptr}/args/{i}"), diags)).collect();
+        let parsed: Vec<_> = args
+            .iter()
+            .enumerate()
+            .map(|(i, a)| Expr::parse(a, &format!("{ptr}/args/{i}"), diags))
+            .collect();
         let all: Option<Vec<Expr>> = parsed.into_iter().collect();
         Some(Expr::Op(op.to_string(), all?))
     }
@@ -242,12 +354,21 @@ impl Expr {
         let ok = match k {
             "null" => v.as_object().is_some_and(Map::is_empty),
             "bool" => v.is_boolean(),
-            "int" | "duration_ns" => v.is_i64() || v.as_str().is_some_and(|s| s.parse::<i64>().is_ok()),
+            "int" | "duration_ns" => {
+                v.is_i64() || v.as_str().is_some_and(|s| s.parse::<i64>().is_ok())
+            }
             "nat" | "time_ns" => v.is_u64() || v.as_str().is_some_and(|s| s.parse::<u64>().is_ok()),
             _ => v.is_string(),
         };
         if !ok {
-            diags.push(Diagnostic::error("bad_const", at, format!("`{k}` constant has the wrong form")).found(show(v)));
+            diags.push(
+                Diagnostic::error(
+                    "bad_const",
+                    at,
+                    format!("`{k}` constant has the wrong form"),
+                )
+                .found(show(v)),
+            );
             return None;
         }
         Some(Expr::Const(k.to_string(), v.clone()))
@@ -259,20 +380,37 @@ impl Expr {
             Expr::Ref(r) => json!({ "ref": r.to_text() }),
             Expr::Const(k, v) => {
                 let v = match (k.as_str(), v) {
-                    ("int" | "duration_ns", Value::String(s)) => s.parse::<i64>().map(aos_store::canon::i64_value).unwrap_or_else(|_| v.clone()),
-                    ("nat" | "time_ns", Value::String(s)) => s.parse::<u64>().map(aos_store::canon::u64_value).unwrap_or_else(|_| v.clone()),
-                    ("int" | "duration_ns", Value::Number(n)) => n.as_i64().map(aos_store::canon::i64_value).unwrap_or_else(|| v.clone()),
+                    ("int" | "duration_ns", Value::String(s)) => s
+                        .parse::<i64>()
+                        .map(aos_store::canon::i64_value)
+                        .unwrap_or_else(|_| v.clone()),
+                    ("nat" | "time_ns", Value::String(s)) => s
+                        .parse::<u64>()
+                        .map(aos_store::canon::u64_value)
+                        .unwrap_or_else(|_| v.clone()),
+                    ("int" | "duration_ns", Value::Number(n)) => n
+                        .as_i64()
+                        .map(aos_store::canon::i64_value)
+                        .unwrap_or_else(|| v.clone()),
                     _ => v.clone(),
                 };
                 json!({ k.as_str(): v })
             }
-            Expr::Op(op, args) => json!({ "op": op, "args": args.iter().map(Expr::to_json).collect::<Vec<_>>() }),
-            Expr::Record(m) => json!({ "record": m.iter().map(|(k, e)| (k.clone(), e.to_json())).collect::<Map<_, _>>() }),
+            Expr::Op(op, args) => {
+                json!({ "op": op, "args": args.iter().map(Expr::to_json).collect::<Vec<_>>() })
+            }
+            Expr::Record(m) => {
+                json!({ "record": m.iter().map(|(k, e)| (k.clone(), e.to_json())).collect::<Map<_, _>>() })
+            }
             Expr::List(v) => json!({ "list": v.iter().map(Expr::to_json).collect::<Vec<_>>() }),
             Expr::Set(v) => json!({ "set": v.iter().map(Expr::to_json).collect::<Vec<_>>() }),
-            Expr::Map(v) => json!({ "map": v.iter().map(|(k, e)| json!({"key": k.to_json(), "value": e.to_json()})).collect::<Vec<_>>() }),
+            Expr::Map(v) => {
+                json!({ "map": v.iter().map(|(k, e)| json!({"key": k.to_json(), "value": e.to_json()})).collect::<Vec<_>>() })
+            }
             Expr::Variant(tag, None) => json!({ "variant": { "tag": tag } }),
-            Expr::Variant(tag, Some(v)) => json!({ "variant": { "tag": tag, "value": v.to_json() } }),
+            Expr::Variant(tag, Some(v)) => {
+                json!({ "variant": { "tag": tag, "value": v.to_json() } })
+            }
         }
     }
 
@@ -307,7 +445,9 @@ impl ExprOrValue {
     /// An object that parses as an expression is one; `op` and `ref` objects must parse
     /// (their errors are reported); anything else is a literal value.
     pub fn parse(v: &Value, ptr: &str, diags: &mut Vec<Diagnostic>) -> ExprOrValue {
-        let committed = v.as_object().is_some_and(|m| m.contains_key("op") || (m.len() == 1 && m.contains_key("ref")));
+        let committed = v
+            .as_object()
+            .is_some_and(|m| m.contains_key("op") || (m.len() == 1 && m.contains_key("ref")));
         let mut tmp = Vec::new();
         match Expr::parse(v, ptr, &mut tmp) {
             Some(e) if tmp.is_empty() => ExprOrValue::Expr(e),

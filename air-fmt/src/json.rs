@@ -43,9 +43,18 @@ pub struct Obj<'a> {
 
 impl<'a> Obj<'a> {
     /// Start reading `v` as an object; None (with a diagnostic) if it is not one.
-    pub fn new(v: &'a Value, ptr: &str, what: &str, diags: &mut Vec<Diagnostic>) -> Option<Obj<'a>> {
+    pub fn new(
+        v: &'a Value,
+        ptr: &str,
+        what: &str,
+        diags: &mut Vec<Diagnostic>,
+    ) -> Option<Obj<'a>> {
         match v {
-            Value::Object(map) => Some(Obj { map, ptr: ptr.to_string(), used: BTreeSet::new() }),
+            Value::Object(map) => Some(Obj {
+                map,
+                ptr: ptr.to_string(),
+                used: BTreeSet::new(),
+            }),
             other => {
                 diags.push(
                     Diagnostic::error("wrong_type", ptr, format!("{what} must be a JSON object"))
@@ -74,7 +83,11 @@ impl<'a> Obj<'a> {
     pub fn req(&mut self, key: &'static str, diags: &mut Vec<Diagnostic>) -> Option<&'a Value> {
         let v = self.get(key);
         if v.is_none() {
-            diags.push(Diagnostic::error("missing_field", self.ptr.clone(), format!("required field `{key}` is missing")));
+            diags.push(Diagnostic::error(
+                "missing_field",
+                self.ptr.clone(),
+                format!("required field `{key}` is missing"),
+            ));
         }
         v
     }
@@ -96,9 +109,13 @@ impl<'a> Obj<'a> {
             Value::String(s) => Some(s),
             other => {
                 diags.push(
-                    Diagnostic::error("wrong_type", self.at(key), format!("`{key}` must be a string"))
-                        .expected("a string")
-                        .found(show(other)),
+                    Diagnostic::error(
+                        "wrong_type",
+                        self.at(key),
+                        format!("`{key}` must be a string"),
+                    )
+                    .expected("a string")
+                    .found(show(other)),
                 );
                 None
             }
@@ -120,9 +137,13 @@ impl<'a> Obj<'a> {
             Ok(n) => Some(n),
             Err(why) => {
                 diags.push(
-                    Diagnostic::error("bad_name", self.at(key), format!("`{key}` is not a valid name: {why}"))
-                        .expected("namespace/name@version, e.g. demo/Counter@1")
-                        .found(format!("{s:?}")),
+                    Diagnostic::error(
+                        "bad_name",
+                        self.at(key),
+                        format!("`{key}` is not a valid name: {why}"),
+                    )
+                    .expected("namespace/name@version, e.g. demo/Counter@1")
+                    .found(format!("{s:?}")),
                 );
                 None
             }
@@ -141,30 +162,46 @@ impl<'a> Obj<'a> {
         kind_at(&self.at(key), key, s, diags)
     }
 
-    pub fn opt_array(&mut self, key: &'static str, diags: &mut Vec<Diagnostic>) -> Option<&'a Vec<Value>> {
+    pub fn opt_array(
+        &mut self,
+        key: &'static str,
+        diags: &mut Vec<Diagnostic>,
+    ) -> Option<&'a Vec<Value>> {
         match self.get(key)? {
             Value::Null => None,
             Value::Array(a) => Some(a),
             other => {
                 diags.push(
-                    Diagnostic::error("wrong_type", self.at(key), format!("`{key}` must be an array"))
-                        .expected("an array")
-                        .found(show(other)),
+                    Diagnostic::error(
+                        "wrong_type",
+                        self.at(key),
+                        format!("`{key}` must be an array"),
+                    )
+                    .expected("an array")
+                    .found(show(other)),
                 );
                 None
             }
         }
     }
 
-    pub fn opt_object(&mut self, key: &'static str, diags: &mut Vec<Diagnostic>) -> Option<&'a Map<String, Value>> {
+    pub fn opt_object(
+        &mut self,
+        key: &'static str,
+        diags: &mut Vec<Diagnostic>,
+    ) -> Option<&'a Map<String, Value>> {
         match self.get(key)? {
             Value::Null => None,
             Value::Object(m) => Some(m),
             other => {
                 diags.push(
-                    Diagnostic::error("wrong_type", self.at(key), format!("`{key}` must be an object"))
-                        .expected("an object")
-                        .found(show(other)),
+                    Diagnostic::error(
+                        "wrong_type",
+                        self.at(key),
+                        format!("`{key}` must be an object"),
+                    )
+                    .expected("an object")
+                    .found(show(other)),
                 );
                 None
             }
@@ -191,7 +228,10 @@ pub fn ident_at(ptr: &str, what: &str, s: &str, diags: &mut Vec<Diagnostic>) -> 
     match check_ident(s) {
         Ok(()) => Some(s.to_string()),
         Err(why) => {
-            diags.push(Diagnostic::error("bad_identifier", ptr, format!("`{what}` {why}")).found(format!("{s:?}")));
+            diags.push(
+                Diagnostic::error("bad_identifier", ptr, format!("`{what}` {why}"))
+                    .found(format!("{s:?}")),
+            );
             None
         }
     }
@@ -201,7 +241,10 @@ pub fn kind_at(ptr: &str, what: &str, s: &str, diags: &mut Vec<Diagnostic>) -> O
     match check_kind(s) {
         Ok(()) => Some(s.to_string()),
         Err(why) => {
-            diags.push(Diagnostic::error("bad_identifier", ptr, format!("`{what}` {why}")).found(format!("{s:?}")));
+            diags.push(
+                Diagnostic::error("bad_identifier", ptr, format!("`{what}` {why}"))
+                    .found(format!("{s:?}")),
+            );
             None
         }
     }
@@ -216,11 +259,15 @@ pub fn strings(v: &Value, ptr: &str, diags: &mut Vec<Diagnostic>) -> Vec<(String
                 let p = format!("{ptr}/{i}");
                 match item {
                     Value::String(s) => out.push((p, s.clone())),
-                    other => diags.push(Diagnostic::error("wrong_type", p, "expected a string").found(show(other))),
+                    other => diags.push(
+                        Diagnostic::error("wrong_type", p, "expected a string").found(show(other)),
+                    ),
                 }
             }
         }
-        other => diags.push(Diagnostic::error("wrong_type", ptr, "expected an array of strings").found(show(other))),
+        other => diags.push(
+            Diagnostic::error("wrong_type", ptr, "expected an array of strings").found(show(other)),
+        ),
     }
     out
 }

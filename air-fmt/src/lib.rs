@@ -8,12 +8,17 @@
 pub mod assemble;
 pub mod catalog;
 pub mod diag;
+pub mod diff;
 pub mod expr;
+pub mod fmt;
 pub mod json;
 pub mod load;
 pub mod model;
 pub mod name;
+pub mod patch;
 pub mod types;
+pub mod validate;
+pub mod value;
 
 pub use diag::{Diagnostic, Severity};
 pub use model::{Def, DefKind, Manifest, Node};

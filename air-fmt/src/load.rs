@@ -3,7 +3,7 @@
 //! files; this module only sees names and bytes. Duplicate names per kind and more than
 //! one manifest are errors; every problem in every file is reported.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
@@ -41,6 +41,9 @@ pub struct Located<T> {
 pub struct AirSet {
     pub defs: BTreeMap<(DefKind, Name), Located<Def>>,
     pub manifest: Option<Located<Manifest>>,
+    /// Defs that exist in the sources but failed to parse. Their errors are reported
+    /// where they are defined; references to them are not reported again.
+    pub broken: BTreeSet<(DefKind, Name)>,
 }
 
 impl AirSet {
@@ -50,12 +53,21 @@ impl AirSet {
 
     /// Defs of one kind, by name.
     pub fn of_kind(&self, kind: DefKind) -> impl Iterator<Item = &Located<Def>> {
-        self.defs.iter().filter(move |((k, _), _)| *k == kind).map(|(_, v)| v)
+        self.defs
+            .iter()
+            .filter(move |((k, _), _)| *k == kind)
+            .map(|(_, v)| v)
+    }
+
+    /// True when a def of this kind and name exists, parsed or not.
+    pub fn mentions(&self, kind: DefKind, name: &Name) -> bool {
+        self.broken.contains(&(kind, name.clone())) || self.defs.contains_key(&(kind, name.clone()))
     }
 
     /// Insert a def (replacing one of the same kind and name).
     pub fn insert(&mut self, def: Located<Def>) {
-        self.defs.insert((def.item.kind(), def.item.name().clone()), def);
+        self.defs
+            .insert((def.item.kind(), def.item.name().clone()), def);
     }
 }
 
@@ -78,7 +90,11 @@ pub fn load(sources: &[Source]) -> (AirSet, Vec<Diagnostic>) {
         };
         strip_comments(&mut value);
         let items: Vec<(String, Value)> = match value {
-            Value::Array(a) => a.into_iter().enumerate().map(|(i, v)| (format!("/{i}"), v)).collect(),
+            Value::Array(a) => a
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| (format!("/{i}"), v))
+                .collect(),
             one => vec![(String::new(), one)],
         };
         for (pointer, item) in items {
@@ -88,11 +104,20 @@ pub fn load(sources: &[Source]) -> (AirSet, Vec<Diagnostic>) {
     (set, diags)
 }
 
-fn add_node(set: &mut AirSet, diags: &mut Vec<Diagnostic>, file: &str, pointer: String, item: Value) {
+fn add_node(
+    set: &mut AirSet,
+    diags: &mut Vec<Diagnostic>,
+    file: &str,
+    pointer: String,
+    item: Value,
+) {
     let mut d = Vec::new();
     let node = parse_node(&item, &mut d);
     let def_name = item.get("name").and_then(Value::as_str).map(str::to_string);
-    let origin = Origin { file: file.to_string(), pointer: pointer.clone() };
+    let origin = Origin {
+        file: file.to_string(),
+        pointer: pointer.clone(),
+    };
     for x in d {
         let x = x.in_file(file);
         let x = match &def_name {
@@ -114,25 +139,57 @@ fn add_node(set: &mut AirSet, diags: &mut Vec<Diagnostic>, file: &str, pointer: 
                     )
                     .in_file(file)
                     .in_def(key.1.as_str())
-                    .hint(format!("the other definition is in {}{}", prev.origin.file, at(&prev.origin.pointer))),
+                    .hint(format!(
+                        "the other definition is in {}{}",
+                        prev.origin.file,
+                        at(&prev.origin.pointer)
+                    )),
                 );
                 return;
             }
-            set.defs.insert(key, Located { item: def, origin, raw: item });
+            set.defs.insert(
+                key,
+                Located {
+                    item: def,
+                    origin,
+                    raw: item,
+                },
+            );
         }
         Some(Node::Manifest(m)) => {
             if let Some(prev) = &set.manifest {
                 diags.push(
-                    Diagnostic::error("duplicate_manifest", "", "a second manifest; an AIR set has exactly one")
-                        .in_file(file)
-                        .under(&pointer)
-                        .hint(format!("the first manifest is in {}{}", prev.origin.file, at(&prev.origin.pointer))),
+                    Diagnostic::error(
+                        "duplicate_manifest",
+                        "",
+                        "a second manifest; an AIR set has exactly one",
+                    )
+                    .in_file(file)
+                    .under(&pointer)
+                    .hint(format!(
+                        "the first manifest is in {}{}",
+                        prev.origin.file,
+                        at(&prev.origin.pointer)
+                    )),
                 );
                 return;
             }
-            set.manifest = Some(Located { item: m, origin, raw: item });
+            set.manifest = Some(Located {
+                item: m,
+                origin,
+                raw: item,
+            });
         }
-        None => {}
+        None => {
+            let kind = item
+                .get("$kind")
+                .and_then(Value::as_str)
+                .and_then(DefKind::parse);
+            let name = def_name.as_deref().and_then(|n| Name::parse(n).ok());
+            if let (Some(kind), Some(name)) = (kind, name) {
+                set.broken.insert((kind, name));
+            }
+        }
     }
 }
 
@@ -149,23 +206,63 @@ mod tests {
     use super::*;
 
     fn src(name: &str, text: &str) -> Source {
-        Source { name: name.into(), bytes: text.as_bytes().to_vec() }
+        Source {
+            name: name.into(),
+            bytes: text.as_bytes().to_vec(),
+        }
     }
 
     #[test]
     fn loads_arrays_and_single_nodes_and_reports_everything() {
         let (set, d) = load(&[
-            src("a.air.json", r#"[{"$kind":"defschema","name":"demo/A@1","type":{"nat":{}}},
-                                  {"$kind":"defschema","name":"demo/B@1","type":{"flaot":{}}}]"#),
-            src("m.air.json", r#"{"$kind":"manifest","air_version":"1","schemas":[{"name":"demo/A@1"}]}"#),
-            src("dup.air.json", r#"{"$kind":"defschema","name":"demo/A@1","type":{"text":{}}}"#),
+            src(
+                "a.air.json",
+                r#"[{"$kind":"defschema","name":"demo/A@1","type":{"nat":{}}},
+                                  {"$kind":"defschema","name":"demo/B@1","type":{"flaot":{}}}]"#,
+            ),
+            src(
+                "m.air.json",
+                r#"{"$kind":"manifest","air_version":"1","schemas":[{"name":"demo/A@1"}]}"#,
+            ),
+            src(
+                "dup.air.json",
+                r#"{"$kind":"defschema","name":"demo/A@1","type":{"text":{}}}"#,
+            ),
             src("bad.air.json", "{ nope"),
         ]);
         assert_eq!(set.defs.len(), 1);
         assert!(set.manifest.is_some());
-        let codes: Vec<_> = d.iter().map(|x| (x.code, x.file.clone().unwrap_or_default(), x.def.clone(), x.pointer.clone())).collect();
-        assert!(codes.contains(&("bad_type", "a.air.json".into(), Some("demo/B@1".into()), "/type".into())), "{codes:?}");
-        assert!(codes.iter().any(|c| c.0 == "duplicate_def" && c.1 == "dup.air.json"), "{codes:?}");
-        assert!(codes.iter().any(|c| c.0 == "bad_json" && c.1 == "bad.air.json"), "{codes:?}");
+        let codes: Vec<_> = d
+            .iter()
+            .map(|x| {
+                (
+                    x.code,
+                    x.file.clone().unwrap_or_default(),
+                    x.def.clone(),
+                    x.pointer.clone(),
+                )
+            })
+            .collect();
+        assert!(
+            codes.contains(&(
+                "bad_type",
+                "a.air.json".into(),
+                Some("demo/B@1".into()),
+                "/type".into()
+            )),
+            "{codes:?}"
+        );
+        assert!(
+            codes
+                .iter()
+                .any(|c| c.0 == "duplicate_def" && c.1 == "dup.air.json"),
+            "{codes:?}"
+        );
+        assert!(
+            codes
+                .iter()
+                .any(|c| c.0 == "bad_json" && c.1 == "bad.air.json"),
+            "{codes:?}"
+        );
     }
 }

@@ -82,7 +82,10 @@ pub enum HashRef {
 impl HashRef {
     pub fn parse(s: &str, ptr: &str, diags: &mut Vec<Diagnostic>) -> Option<HashRef> {
         let hex = s.split_once(':').map_or(s, |(_, h)| h);
-        if s.is_empty() || s.starts_with("sha256:") || (!hex.is_empty() && hex.bytes().all(|b| b == b'0')) {
+        if s.is_empty()
+            || s.starts_with("sha256:")
+            || (!hex.is_empty() && hex.bytes().all(|b| b == b'0'))
+        {
             return Some(HashRef::Placeholder(s.to_string()));
         }
         match s.parse::<Hash>() {
@@ -144,12 +147,33 @@ pub struct DefModule {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepKind {
-    RaiseEvent { event: Name, value: ExprOrValue },
-    EmitEffect { kind: String, params: ExprOrValue, cap: String, idempotency_key: Option<ExprOrValue>, bind: String },
-    AwaitReceipt { for_: Expr, bind: String },
-    AwaitEvent { event: Name, where_: Option<Expr>, bind: String },
-    Assign { expr: ExprOrValue, bind: String },
-    End { result: Option<ExprOrValue> },
+    RaiseEvent {
+        event: Name,
+        value: ExprOrValue,
+    },
+    EmitEffect {
+        kind: String,
+        params: ExprOrValue,
+        cap: String,
+        idempotency_key: Option<ExprOrValue>,
+        bind: String,
+    },
+    AwaitReceipt {
+        for_: Expr,
+        bind: String,
+    },
+    AwaitEvent {
+        event: Name,
+        where_: Option<Expr>,
+        bind: String,
+    },
+    Assign {
+        expr: ExprOrValue,
+        bind: String,
+    },
+    End {
+        result: Option<ExprOrValue>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -354,8 +378,13 @@ pub fn parse_node(v: &Value, diags: &mut Vec<Diagnostic>) -> Option<Node> {
 
 fn parse_schema(o: &mut Obj<'_>, d: &mut Vec<Diagnostic>) -> Option<DefSchema> {
     let name = o.req_name("name", d);
-    let ty = o.req("type", d).and_then(|t| TypeExpr::parse(t, "/type", d));
-    Some(DefSchema { name: name?, ty: ty? })
+    let ty = o
+        .req("type", d)
+        .and_then(|t| TypeExpr::parse(t, "/type", d));
+    Some(DefSchema {
+        name: name?,
+        ty: ty?,
+    })
 }
 
 fn parse_module(o: &mut Obj<'_>, d: &mut Vec<Diagnostic>) -> Option<DefModule> {
@@ -364,7 +393,11 @@ fn parse_module(o: &mut Obj<'_>, d: &mut Vec<Diagnostic>) -> Option<DefModule> {
         Some("reducer") => Some(ModuleKind::Reducer),
         Some("pure") => Some(ModuleKind::Pure),
         Some(other) => {
-            d.push(Diagnostic::error("bad_value", "/module_kind", "unknown module kind").expected("reducer or pure").found(format!("{other:?}")));
+            d.push(
+                Diagnostic::error("bad_value", "/module_kind", "unknown module kind")
+                    .expected("reducer or pure")
+                    .found(format!("{other:?}")),
+            );
             None
         }
         None => None,
@@ -373,7 +406,10 @@ fn parse_module(o: &mut Obj<'_>, d: &mut Vec<Diagnostic>) -> Option<DefModule> {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => HashRef::parse(s, "/wasm_hash", d),
         Some(other) => {
-            d.push(Diagnostic::error("wrong_type", "/wasm_hash", "`wasm_hash` must be a string").found(show(other)));
+            d.push(
+                Diagnostic::error("wrong_type", "/wasm_hash", "`wasm_hash` must be a string")
+                    .found(show(other)),
+            );
             None
         }
     };
@@ -388,7 +424,12 @@ fn parse_module(o: &mut Obj<'_>, d: &mut Vec<Diagnostic>) -> Option<DefModule> {
                     let annotations = r.opt_name("annotations", d);
                     let effects_emitted = r
                         .get("effects_emitted")
-                        .map(|v| strings(v, "/abi/reducer/effects_emitted", d).into_iter().filter_map(|(p, s)| kind_at(&p, "effects_emitted", &s, d)).collect())
+                        .map(|v| {
+                            strings(v, "/abi/reducer/effects_emitted", d)
+                                .into_iter()
+                                .filter_map(|(p, s)| kind_at(&p, "effects_emitted", &s, d))
+                                .collect()
+                        })
                         .unwrap_or_default();
                     let mut cap_slots = BTreeMap::new();
                     if let Some(slots) = r.opt_object("cap_slots", d) {
@@ -396,17 +437,32 @@ fn parse_module(o: &mut Obj<'_>, d: &mut Vec<Diagnostic>) -> Option<DefModule> {
                             let p = format!("/abi/reducer/cap_slots/{}", token(slot));
                             match ty.as_str() {
                                 Some(t) => {
-                                    if ident_at(&p, "cap slot", slot, d).is_some() && kind_at(&p, "cap type", t, d).is_some() {
+                                    if ident_at(&p, "cap slot", slot, d).is_some()
+                                        && kind_at(&p, "cap type", t, d).is_some()
+                                    {
                                         cap_slots.insert(slot.clone(), t.to_string());
                                     }
                                 }
-                                None => d.push(Diagnostic::error("wrong_type", p, "a cap slot maps to a capability type string").found(show(ty))),
+                                None => d.push(
+                                    Diagnostic::error(
+                                        "wrong_type",
+                                        p,
+                                        "a cap slot maps to a capability type string",
+                                    )
+                                    .found(show(ty)),
+                                ),
                             }
                         }
                     }
                     r.finish(d);
                     if let (Some(state), Some(event)) = (state, event) {
-                        reducer = Some(ReducerAbi { state, event, annotations, effects_emitted, cap_slots });
+                        reducer = Some(ReducerAbi {
+                            state,
+                            event,
+                            annotations,
+                            effects_emitted,
+                            cap_slots,
+                        });
                     }
                 }
             }
@@ -425,20 +481,46 @@ fn parse_module(o: &mut Obj<'_>, d: &mut Vec<Diagnostic>) -> Option<DefModule> {
     }
     let module_kind = module_kind?;
     match module_kind {
-        ModuleKind::Reducer if reducer.is_none() && !d.iter().any(|x| x.pointer.starts_with("/abi")) => {
-            d.push(Diagnostic::error("missing_field", "/abi", "a reducer module needs `abi.reducer` with `state` and `event` schemas"));
+        ModuleKind::Reducer
+            if reducer.is_none() && !d.iter().any(|x| x.pointer.starts_with("/abi")) =>
+        {
+            d.push(Diagnostic::error(
+                "missing_field",
+                "/abi",
+                "a reducer module needs `abi.reducer` with `state` and `event` schemas",
+            ));
         }
         ModuleKind::Pure if pure.is_none() && !d.iter().any(|x| x.pointer.starts_with("/abi")) => {
-            d.push(Diagnostic::error("missing_field", "/abi", "a pure module needs `abi.pure` with `input` and `output` schemas"));
+            d.push(Diagnostic::error(
+                "missing_field",
+                "/abi",
+                "a pure module needs `abi.pure` with `input` and `output` schemas",
+            ));
         }
         _ => {}
     }
-    Some(DefModule { name: name?, module_kind, wasm_hash, key_schema, reducer, pure })
+    Some(DefModule {
+        name: name?,
+        module_kind,
+        wasm_hash,
+        key_schema,
+        reducer,
+        pure,
+    })
 }
 
-fn parse_bind_as(v: Option<&Value>, ptr: &str, key: &'static str, d: &mut Vec<Diagnostic>) -> Option<String> {
+fn parse_bind_as(
+    v: Option<&Value>,
+    ptr: &str,
+    key: &'static str,
+    d: &mut Vec<Diagnostic>,
+) -> Option<String> {
     let Some(v) = v else {
-        d.push(Diagnostic::error("missing_field", ptr, format!("required field `bind` with `{key}` is missing")));
+        d.push(Diagnostic::error(
+            "missing_field",
+            ptr,
+            format!("required field `bind` with `{key}` is missing"),
+        ));
         return None;
     };
     let mut b = Obj::new(v, &format!("{ptr}/bind"), "`bind`", d)?;
@@ -454,45 +536,87 @@ fn parse_step(v: &Value, ptr: &str, d: &mut Vec<Diagnostic>) -> Option<Step> {
     let kind = match op {
         Some("raise_event") => {
             let event = o.req_name("event", d);
-            let value = o.req("value", d).map(|v| ExprOrValue::parse(v, &format!("{ptr}/value"), d));
-            Some(StepKind::RaiseEvent { event: event?, value: value? })
+            let value = o
+                .req("value", d)
+                .map(|v| ExprOrValue::parse(v, &format!("{ptr}/value"), d));
+            Some(StepKind::RaiseEvent {
+                event: event?,
+                value: value?,
+            })
         }
         Some("emit_effect") => {
             let kind = o.req_kind("kind", d);
-            let params = o.req("params", d).map(|v| ExprOrValue::parse(v, &format!("{ptr}/params"), d));
+            let params = o
+                .req("params", d)
+                .map(|v| ExprOrValue::parse(v, &format!("{ptr}/params"), d));
             let cap = o.req_ident("cap", d);
-            let idempotency_key = o.get("idempotency_key").map(|v| ExprOrValue::parse(v, &format!("{ptr}/idempotency_key"), d));
+            let idempotency_key = o
+                .get("idempotency_key")
+                .map(|v| ExprOrValue::parse(v, &format!("{ptr}/idempotency_key"), d));
             let bind = parse_bind_as(o.get("bind"), ptr, "effect_id_as", d);
-            Some(StepKind::EmitEffect { kind: kind?, params: params?, cap: cap?, idempotency_key, bind: bind? })
+            Some(StepKind::EmitEffect {
+                kind: kind?,
+                params: params?,
+                cap: cap?,
+                idempotency_key,
+                bind: bind?,
+            })
         }
         Some("await_receipt") => {
-            let for_ = o.req("for", d).and_then(|v| Expr::parse(v, &format!("{ptr}/for"), d));
+            let for_ = o
+                .req("for", d)
+                .and_then(|v| Expr::parse(v, &format!("{ptr}/for"), d));
             let bind = parse_bind_as(o.get("bind"), ptr, "as", d);
-            Some(StepKind::AwaitReceipt { for_: for_?, bind: bind? })
+            Some(StepKind::AwaitReceipt {
+                for_: for_?,
+                bind: bind?,
+            })
         }
         Some("await_event") => {
             let event = o.req_name("event", d);
-            let where_ = o.get("where").and_then(|v| Expr::parse(v, &format!("{ptr}/where"), d));
+            let where_ = o
+                .get("where")
+                .and_then(|v| Expr::parse(v, &format!("{ptr}/where"), d));
             let bind = parse_bind_as(o.get("bind"), ptr, "as", d);
-            Some(StepKind::AwaitEvent { event: event?, where_, bind: bind? })
+            Some(StepKind::AwaitEvent {
+                event: event?,
+                where_,
+                bind: bind?,
+            })
         }
         Some("assign") => {
-            let expr = o.req("expr", d).map(|v| ExprOrValue::parse(v, &format!("{ptr}/expr"), d));
+            let expr = o
+                .req("expr", d)
+                .map(|v| ExprOrValue::parse(v, &format!("{ptr}/expr"), d));
             let bind = parse_bind_as(o.get("bind"), ptr, "as", d);
-            Some(StepKind::Assign { expr: expr?, bind: bind? })
+            Some(StepKind::Assign {
+                expr: expr?,
+                bind: bind?,
+            })
         }
-        Some("end") => Some(StepKind::End { result: o.get("result").map(|v| ExprOrValue::parse(v, &format!("{ptr}/result"), d)) }),
+        Some("end") => Some(StepKind::End {
+            result: o
+                .get("result")
+                .map(|v| ExprOrValue::parse(v, &format!("{ptr}/result"), d)),
+        }),
         Some(other) => {
             d.push(
-                Diagnostic::error("unknown_step", format!("{ptr}/op"), format!("unknown step op {other:?}"))
-                    .expected("raise_event, emit_effect, await_receipt, await_event, assign or end"),
+                Diagnostic::error(
+                    "unknown_step",
+                    format!("{ptr}/op"),
+                    format!("unknown step op {other:?}"),
+                )
+                .expected("raise_event, emit_effect, await_receipt, await_event, assign or end"),
             );
             None
         }
         None => None,
     };
     o.finish(d);
-    Some(Step { id: id?, kind: kind? })
+    Some(Step {
+        id: id?,
+        kind: kind?,
+    })
 }
 
 fn parse_plan(o: &mut Obj<'_>, d: &mut Vec<Diagnostic>) -> Option<DefPlan> {
@@ -508,7 +632,10 @@ fn parse_plan(o: &mut Obj<'_>, d: &mut Vec<Diagnostic>) -> Option<DefPlan> {
                     locals.insert(k.clone(), n);
                 }
                 Some(Ok(_)) => {}
-                _ => d.push(Diagnostic::error("bad_name", p, "a local maps to a schema name").found(show(v))),
+                _ => d.push(
+                    Diagnostic::error("bad_name", p, "a local maps to a schema name")
+                        .found(show(v)),
+                ),
             }
         }
     }
@@ -516,7 +643,10 @@ fn parse_plan(o: &mut Obj<'_>, d: &mut Vec<Diagnostic>) -> Option<DefPlan> {
     match o.req("steps", d) {
         Some(Value::Array(items)) => {
             if items.is_empty() {
-                d.push(Diagnostic::error("empty_plan", "/steps", "a plan needs at least one step").hint("end a plan with {\"id\": \"end\", \"op\": \"end\"}"));
+                d.push(
+                    Diagnostic::error("empty_plan", "/steps", "a plan needs at least one step")
+                        .hint("end a plan with {\"id\": \"end\", \"op\": \"end\"}"),
+                );
             }
             for (i, s) in items.iter().enumerate() {
                 if let Some(s) = parse_step(s, &format!("/steps/{i}"), d) {
@@ -524,7 +654,10 @@ fn parse_plan(o: &mut Obj<'_>, d: &mut Vec<Diagnostic>) -> Option<DefPlan> {
                 }
             }
         }
-        Some(other) => d.push(Diagnostic::error("wrong_type", "/steps", "`steps` must be an array").found(show(other))),
+        Some(other) => d.push(
+            Diagnostic::error("wrong_type", "/steps", "`steps` must be an array")
+                .found(show(other)),
+        ),
         None => {}
     }
     let mut edges = Vec::new();
@@ -533,7 +666,9 @@ fn parse_plan(o: &mut Obj<'_>, d: &mut Vec<Diagnostic>) -> Option<DefPlan> {
         if let Some(mut eo) = Obj::new(e, &p, "an edge", d) {
             let from = eo.req_ident("from", d);
             let to = eo.req_ident("to", d);
-            let when = eo.get("when").and_then(|w| Expr::parse(w, &format!("{p}/when"), d));
+            let when = eo
+                .get("when")
+                .and_then(|w| Expr::parse(w, &format!("{p}/when"), d));
             eo.finish(d);
             if let (Some(from), Some(to)) = (from, to) {
                 edges.push(Edge { from, to, when });
@@ -541,7 +676,12 @@ fn parse_plan(o: &mut Obj<'_>, d: &mut Vec<Diagnostic>) -> Option<DefPlan> {
         }
     }
     let list = |o: &mut Obj<'_>, key: &'static str, d: &mut Vec<Diagnostic>| {
-        o.get(key).filter(|v| !v.is_null()).map(|v| strings(v, &format!("/{key}"), d).into_iter().map(|(_, s)| s).collect::<Vec<_>>())
+        o.get(key).filter(|v| !v.is_null()).map(|v| {
+            strings(v, &format!("/{key}"), d)
+                .into_iter()
+                .map(|(_, s)| s)
+                .collect::<Vec<_>>()
+        })
     };
     let required_caps = list(o, "required_caps", d);
     let allowed_effects = list(o, "allowed_effects", d);
@@ -552,13 +692,25 @@ fn parse_plan(o: &mut Obj<'_>, d: &mut Vec<Diagnostic>) -> Option<DefPlan> {
         .enumerate()
         .filter_map(|(i, e)| Expr::parse(e, &format!("/invariants/{i}"), d))
         .collect();
-    Some(DefPlan { name: name?, input: input?, output, locals, steps, edges, required_caps, allowed_effects, invariants })
+    Some(DefPlan {
+        name: name?,
+        input: input?,
+        output,
+        locals,
+        steps,
+        edges,
+        required_caps,
+        allowed_effects,
+        invariants,
+    })
 }
 
 fn parse_cap(o: &mut Obj<'_>, d: &mut Vec<Diagnostic>) -> Option<DefCap> {
     let name = o.req_name("name", d);
     let cap_type = o.req_kind("cap_type", d);
-    let schema = o.req("schema", d).and_then(|t| TypeExpr::parse(t, "/schema", d));
+    let schema = o
+        .req("schema", d)
+        .and_then(|t| TypeExpr::parse(t, "/schema", d));
     let enforcer = match o.get("enforcer") {
         None | Some(Value::Null) => None,
         Some(v) => Obj::new(v, "/enforcer", "`enforcer`", d).and_then(|mut e| {
@@ -567,7 +719,12 @@ fn parse_cap(o: &mut Obj<'_>, d: &mut Vec<Diagnostic>) -> Option<DefCap> {
             m
         }),
     };
-    Some(DefCap { name: name?, cap_type: cap_type?, schema: schema?, enforcer })
+    Some(DefCap {
+        name: name?,
+        cap_type: cap_type?,
+        schema: schema?,
+        enforcer,
+    })
 }
 
 fn parse_policy(o: &mut Obj<'_>, d: &mut Vec<Diagnostic>) -> Option<DefPolicy> {
@@ -577,16 +734,30 @@ fn parse_policy(o: &mut Obj<'_>, d: &mut Vec<Diagnostic>) -> Option<DefPolicy> {
         Some(Value::Array(items)) => {
             for (i, r) in items.iter().enumerate() {
                 let p = format!("/rules/{i}");
-                let Some(mut ro) = Obj::new(r, &p, "a rule", d) else { continue };
+                let Some(mut ro) = Obj::new(r, &p, "a rule", d) else {
+                    continue;
+                };
                 let mut when = Match::default();
                 if let Some(w) = ro.req("when", d) {
                     if let Some(mut wo) = Obj::new(w, &format!("{p}/when"), "`when`", d) {
-                        when.effect_kind = wo.opt_str("effect_kind", d).and_then(|s| kind_at(&format!("{p}/when/effect_kind"), "effect_kind", s, d));
-                        when.cap_name = wo.opt_str("cap_name", d).and_then(|s| ident_at(&format!("{p}/when/cap_name"), "cap_name", s, d));
+                        when.effect_kind = wo.opt_str("effect_kind", d).and_then(|s| {
+                            kind_at(&format!("{p}/when/effect_kind"), "effect_kind", s, d)
+                        });
+                        when.cap_name = wo.opt_str("cap_name", d).and_then(|s| {
+                            ident_at(&format!("{p}/when/cap_name"), "cap_name", s, d)
+                        });
                         when.origin_kind = match wo.opt_str("origin_kind", d) {
                             Some(k @ ("plan" | "reducer")) => Some(k.to_string()),
                             Some(other) => {
-                                d.push(Diagnostic::error("bad_value", format!("{p}/when/origin_kind"), "unknown origin kind").expected("plan or reducer").found(format!("{other:?}")));
+                                d.push(
+                                    Diagnostic::error(
+                                        "bad_value",
+                                        format!("{p}/when/origin_kind"),
+                                        "unknown origin kind",
+                                    )
+                                    .expected("plan or reducer")
+                                    .found(format!("{other:?}")),
+                                );
                                 None
                             }
                             None => None,
@@ -599,7 +770,15 @@ fn parse_policy(o: &mut Obj<'_>, d: &mut Vec<Diagnostic>) -> Option<DefPolicy> {
                     Some("allow") => Some(true),
                     Some("deny") => Some(false),
                     Some(other) => {
-                        d.push(Diagnostic::error("bad_value", format!("{p}/decision"), "unknown decision").expected("allow or deny").found(format!("{other:?}")));
+                        d.push(
+                            Diagnostic::error(
+                                "bad_value",
+                                format!("{p}/decision"),
+                                "unknown decision",
+                            )
+                            .expected("allow or deny")
+                            .found(format!("{other:?}")),
+                        );
                         None
                     }
                     None => None,
@@ -610,7 +789,10 @@ fn parse_policy(o: &mut Obj<'_>, d: &mut Vec<Diagnostic>) -> Option<DefPolicy> {
                 }
             }
         }
-        Some(other) => d.push(Diagnostic::error("wrong_type", "/rules", "`rules` must be an array").found(show(other))),
+        Some(other) => d.push(
+            Diagnostic::error("wrong_type", "/rules", "`rules` must be an array")
+                .found(show(other)),
+        ),
         None => {}
     }
     Some(DefPolicy { name: name?, rules })
@@ -625,7 +807,11 @@ fn parse_effect(o: &mut Obj<'_>, d: &mut Vec<Diagnostic>) -> Option<DefEffect> {
     let origin_scope = match o.req_str("origin_scope", d) {
         Some(s @ ("reducer" | "plan" | "both")) => Some(s.to_string()),
         Some(other) => {
-            d.push(Diagnostic::error("bad_value", "/origin_scope", "unknown origin scope").expected("reducer, plan or both").found(format!("{other:?}")));
+            d.push(
+                Diagnostic::error("bad_value", "/origin_scope", "unknown origin scope")
+                    .expected("reducer, plan or both")
+                    .found(format!("{other:?}")),
+            );
             None
         }
         None => None,
@@ -646,7 +832,15 @@ fn parse_secret(o: &mut Obj<'_>, d: &mut Vec<Diagnostic>) -> Option<DefSecret> {
     let name = o.req_name("name", d);
     let binding_id = o.req_str("binding_id", d).map(str::to_string);
     let expected_digest = o.opt_str("expected_digest", d).map(str::to_string);
-    let allowed_caps = o.get("allowed_caps").map(|v| strings(v, "/allowed_caps", d).into_iter().map(|(_, s)| s).collect()).unwrap_or_default();
+    let allowed_caps = o
+        .get("allowed_caps")
+        .map(|v| {
+            strings(v, "/allowed_caps", d)
+                .into_iter()
+                .map(|(_, s)| s)
+                .collect()
+        })
+        .unwrap_or_default();
     let allowed_plans = o
         .get("allowed_plans")
         .map(|v| {
@@ -662,22 +856,39 @@ fn parse_secret(o: &mut Obj<'_>, d: &mut Vec<Diagnostic>) -> Option<DefSecret> {
                 .collect()
         })
         .unwrap_or_default();
-    Some(DefSecret { name: name?, binding_id: binding_id?, expected_digest, allowed_caps, allowed_plans })
+    Some(DefSecret {
+        name: name?,
+        binding_id: binding_id?,
+        expected_digest,
+        allowed_caps,
+        allowed_plans,
+    })
 }
 
 fn parse_manifest(o: &mut Obj<'_>, d: &mut Vec<Diagnostic>) -> Option<Manifest> {
-    let mut m = Manifest { air_version: o.req_str("air_version", d).unwrap_or("1").to_string(), ..Manifest::default() };
+    let mut m = Manifest {
+        air_version: o.req_str("air_version", d).unwrap_or("1").to_string(),
+        ..Manifest::default()
+    };
     if m.air_version != "1" {
-        d.push(Diagnostic::error("bad_value", "/air_version", "unsupported AIR version").expected("\"1\"").found(format!("{:?}", m.air_version)));
+        d.push(
+            Diagnostic::error("bad_value", "/air_version", "unsupported AIR version")
+                .expected("\"1\"")
+                .found(format!("{:?}", m.air_version)),
+        );
     }
     for kind in DefKind::ALL.into_iter().filter(|k| *k != DefKind::Manifest) {
         let key = kind.manifest_key();
         let mut list = Vec::new();
         for (i, item) in o.opt_array(key, d).into_iter().flatten().enumerate() {
             let p = format!("/{key}/{i}");
-            let Some(mut r) = Obj::new(item, &p, "a named reference", d) else { continue };
+            let Some(mut r) = Obj::new(item, &p, "a named reference", d) else {
+                continue;
+            };
             let name = r.req_name("name", d);
-            let hash = r.opt_str("hash", d).and_then(|h| HashRef::parse(h, &format!("{p}/hash"), d));
+            let hash = r
+                .opt_str("hash", d)
+                .and_then(|h| HashRef::parse(h, &format!("{p}/hash"), d));
             r.finish(d);
             if let Some(name) = name {
                 list.push(NamedRef { name, hash });
@@ -688,9 +899,16 @@ fn parse_manifest(o: &mut Obj<'_>, d: &mut Vec<Diagnostic>) -> Option<Manifest> 
     if let Some(defaults) = o.get("defaults").filter(|v| !v.is_null()) {
         if let Some(mut dobj) = Obj::new(defaults, "/defaults", "`defaults`", d) {
             m.defaults.policy = dobj.opt_name("policy", d);
-            for (i, g) in dobj.opt_array("cap_grants", d).into_iter().flatten().enumerate() {
+            for (i, g) in dobj
+                .opt_array("cap_grants", d)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
                 let p = format!("/defaults/cap_grants/{i}");
-                let Some(mut go) = Obj::new(g, &p, "a cap grant", d) else { continue };
+                let Some(mut go) = Obj::new(g, &p, "a cap grant", d) else {
+                    continue;
+                };
                 let name = go.req_ident("name", d);
                 let cap = go.req_name("cap", d);
                 let params = go.req("params", d).cloned();
@@ -699,14 +917,26 @@ fn parse_manifest(o: &mut Obj<'_>, d: &mut Vec<Diagnostic>) -> Option<Manifest> 
                     Some(v) => match serde_json::from_value::<U64>(v.clone()) {
                         Ok(U64(n)) => Some(n),
                         Err(_) => {
-                            d.push(Diagnostic::error("wrong_type", format!("{p}/expiry_ns"), "`expiry_ns` is nanoseconds since the epoch").found(show(v)));
+                            d.push(
+                                Diagnostic::error(
+                                    "wrong_type",
+                                    format!("{p}/expiry_ns"),
+                                    "`expiry_ns` is nanoseconds since the epoch",
+                                )
+                                .found(show(v)),
+                            );
                             None
                         }
                     },
                 };
                 go.finish(d);
                 if let (Some(name), Some(cap), Some(params)) = (name, cap, params) {
-                    m.defaults.cap_grants.push(CapGrant { name, cap, params, expiry_ns });
+                    m.defaults.cap_grants.push(CapGrant {
+                        name,
+                        cap,
+                        params,
+                        expiry_ns,
+                    });
                 }
             }
             dobj.finish(d);
@@ -716,10 +946,16 @@ fn parse_manifest(o: &mut Obj<'_>, d: &mut Vec<Diagnostic>) -> Option<Manifest> 
         for (module, binding) in b {
             let p = format!("/module_bindings/{}", token(module));
             let Ok(module) = Name::parse(module) else {
-                d.push(Diagnostic::error("bad_name", p, "module_bindings keys are module names"));
+                d.push(Diagnostic::error(
+                    "bad_name",
+                    p,
+                    "module_bindings keys are module names",
+                ));
                 continue;
             };
-            let Some(mut bo) = Obj::new(binding, &p, "a module binding", d) else { continue };
+            let Some(mut bo) = Obj::new(binding, &p, "a module binding", d) else {
+                continue;
+            };
             let mut slots = BTreeMap::new();
             if let Some(s) = bo.opt_object("slots", d) {
                 for (slot, grant) in s {
@@ -727,7 +963,14 @@ fn parse_manifest(o: &mut Obj<'_>, d: &mut Vec<Diagnostic>) -> Option<Manifest> 
                         Some(g) => {
                             slots.insert(slot.clone(), g.to_string());
                         }
-                        None => d.push(Diagnostic::error("wrong_type", format!("{p}/slots/{}", token(slot)), "a slot binds to a grant name").found(show(grant))),
+                        None => d.push(
+                            Diagnostic::error(
+                                "wrong_type",
+                                format!("{p}/slots/{}", token(slot)),
+                                "a slot binds to a grant name",
+                            )
+                            .found(show(grant)),
+                        ),
                     }
                 }
             }
@@ -739,18 +982,26 @@ fn parse_manifest(o: &mut Obj<'_>, d: &mut Vec<Diagnostic>) -> Option<Manifest> 
         if let Some(mut ro) = Obj::new(r, "/routing", "`routing`", d) {
             for (i, e) in ro.opt_array("events", d).into_iter().flatten().enumerate() {
                 let p = format!("/routing/events/{i}");
-                let Some(mut eo) = Obj::new(e, &p, "a route", d) else { continue };
+                let Some(mut eo) = Obj::new(e, &p, "a route", d) else {
+                    continue;
+                };
                 let event = eo.req_name("event", d);
                 let reducer = eo.req_name("reducer", d);
                 let key_field = eo.opt_str("key_field", d).map(str::to_string);
                 eo.finish(d);
                 if let (Some(event), Some(reducer)) = (event, reducer) {
-                    m.routing_events.push(RouteEvent { event, reducer, key_field });
+                    m.routing_events.push(RouteEvent {
+                        event,
+                        reducer,
+                        key_field,
+                    });
                 }
             }
             for (i, e) in ro.opt_array("inboxes", d).into_iter().flatten().enumerate() {
                 let p = format!("/routing/inboxes/{i}");
-                let Some(mut eo) = Obj::new(e, &p, "an inbox", d) else { continue };
+                let Some(mut eo) = Obj::new(e, &p, "an inbox", d) else {
+                    continue;
+                };
                 let source = eo.req_str("source", d).map(str::to_string);
                 let reducer = eo.req_name("reducer", d);
                 eo.finish(d);
@@ -763,13 +1014,19 @@ fn parse_manifest(o: &mut Obj<'_>, d: &mut Vec<Diagnostic>) -> Option<Manifest> 
     }
     for (i, t) in o.opt_array("triggers", d).into_iter().flatten().enumerate() {
         let p = format!("/triggers/{i}");
-        let Some(mut to) = Obj::new(t, &p, "a trigger", d) else { continue };
+        let Some(mut to) = Obj::new(t, &p, "a trigger", d) else {
+            continue;
+        };
         let event = to.req_name("event", d);
         let plan = to.req_name("plan", d);
         let correlate_by = to.opt_str("correlate_by", d).map(str::to_string);
         to.finish(d);
         if let (Some(event), Some(plan)) = (event, plan) {
-            m.triggers.push(Trigger { event, plan, correlate_by });
+            m.triggers.push(Trigger {
+                event,
+                plan,
+                correlate_by,
+            });
         }
     }
     Some(m)
@@ -797,7 +1054,13 @@ impl Def {
                 let mut o = Map::new();
                 o.insert("$kind".into(), json!("defmodule"));
                 o.insert("name".into(), json!(m.name));
-                o.insert("module_kind".into(), json!(match m.module_kind { ModuleKind::Reducer => "reducer", ModuleKind::Pure => "pure" }));
+                o.insert(
+                    "module_kind".into(),
+                    json!(match m.module_kind {
+                        ModuleKind::Reducer => "reducer",
+                        ModuleKind::Pure => "pure",
+                    }),
+                );
                 if let Some(h) = m.wasm_hash.as_ref().and_then(HashRef::filled) {
                     o.insert("wasm_hash".into(), json!(h));
                 }
@@ -812,7 +1075,10 @@ impl Def {
                     if let Some(a) = &r.annotations {
                         ro.insert("annotations".into(), json!(a));
                     }
-                    ro.insert("effects_emitted".into(), json!(sorted_unique(&r.effects_emitted)));
+                    ro.insert(
+                        "effects_emitted".into(),
+                        json!(sorted_unique(&r.effects_emitted)),
+                    );
                     ro.insert("cap_slots".into(), json!(r.cap_slots));
                     abi.insert("reducer".into(), Value::Object(ro));
                 }
@@ -886,7 +1152,13 @@ fn plan_json(p: &DefPlan) -> Value {
                     so.insert("event".into(), json!(event));
                     so.insert("value".into(), value.to_json());
                 }
-                StepKind::EmitEffect { kind, params, cap, idempotency_key, bind } => {
+                StepKind::EmitEffect {
+                    kind,
+                    params,
+                    cap,
+                    idempotency_key,
+                    bind,
+                } => {
                     so.insert("op".into(), json!("emit_effect"));
                     so.insert("kind".into(), json!(kind));
                     so.insert("params".into(), params.to_json());
@@ -901,7 +1173,11 @@ fn plan_json(p: &DefPlan) -> Value {
                     so.insert("for".into(), for_.to_json());
                     so.insert("bind".into(), json!({"as": bind}));
                 }
-                StepKind::AwaitEvent { event, where_, bind } => {
+                StepKind::AwaitEvent {
+                    event,
+                    where_,
+                    bind,
+                } => {
                     so.insert("op".into(), json!("await_event"));
                     so.insert("event".into(), json!(event));
                     if let Some(w) = where_ {
@@ -941,7 +1217,10 @@ fn plan_json(p: &DefPlan) -> Value {
     let (caps, effects) = derived_sets(p);
     o.insert("required_caps".into(), json!(caps));
     o.insert("allowed_effects".into(), json!(effects));
-    o.insert("invariants".into(), json!(p.invariants.iter().map(Expr::to_json).collect::<Vec<_>>()));
+    o.insert(
+        "invariants".into(),
+        json!(p.invariants.iter().map(Expr::to_json).collect::<Vec<_>>()),
+    );
     Value::Object(o)
 }
 

@@ -74,14 +74,22 @@ impl TypeExpr {
         let at = format!("{ptr}/{}", token(key));
         if let Some((_, t)) = PRIMITIVES.iter().find(|(k, _)| *k == key) {
             if !matches!(inner, Value::Object(o) if o.keys().all(|k| k == "$comment")) {
-                diags.push(Diagnostic::error("bad_type", at, format!("`{key}` takes no parameters")).expected("{}").found(show(inner)));
+                diags.push(
+                    Diagnostic::error("bad_type", at, format!("`{key}` takes no parameters"))
+                        .expected("{}")
+                        .found(show(inner)),
+                );
             }
             return Some(t.clone());
         }
         match key {
             "record" | "variant" => {
                 let Value::Object(fields) = inner else {
-                    diags.push(Diagnostic::error("bad_type", at, format!("`{key}` maps names to types")).expected("an object").found(show(inner)));
+                    diags.push(
+                        Diagnostic::error("bad_type", at, format!("`{key}` maps names to types"))
+                            .expected("an object")
+                            .found(show(inner)),
+                    );
                     return None;
                 };
                 let mut out = BTreeMap::new();
@@ -91,7 +99,11 @@ impl TypeExpr {
                         continue;
                     }
                     if name.is_empty() {
-                        diags.push(Diagnostic::error("bad_type", at.clone(), format!("a {key} member needs a name")));
+                        diags.push(Diagnostic::error(
+                            "bad_type",
+                            at.clone(),
+                            format!("a {key} member needs a name"),
+                        ));
                         ok = false;
                         continue;
                     }
@@ -103,10 +115,20 @@ impl TypeExpr {
                     }
                 }
                 if key == "variant" && out.is_empty() && ok {
-                    diags.push(Diagnostic::error("bad_type", at, "a variant needs at least one arm"));
+                    diags.push(Diagnostic::error(
+                        "bad_type",
+                        at,
+                        "a variant needs at least one arm",
+                    ));
                     return None;
                 }
-                ok.then(|| if key == "record" { TypeExpr::Record(out) } else { TypeExpr::Variant(out) })
+                ok.then(|| {
+                    if key == "record" {
+                        TypeExpr::Record(out)
+                    } else {
+                        TypeExpr::Variant(out)
+                    }
+                })
             }
             "list" | "set" | "option" => {
                 let t = Box::new(TypeExpr::parse(inner, &at, diags)?);
@@ -118,23 +140,48 @@ impl TypeExpr {
             }
             "map" => {
                 let Value::Object(kv) = inner else {
-                    diags.push(Diagnostic::error("bad_type", at, "`map` has `key` and `value` types").found(show(inner)));
+                    diags.push(
+                        Diagnostic::error("bad_type", at, "`map` has `key` and `value` types")
+                            .found(show(inner)),
+                    );
                     return None;
                 };
                 let k = kv.get("key");
                 let val = kv.get("value");
-                for extra in kv.keys().filter(|k| !["key", "value", "$comment"].contains(&k.as_str())) {
-                    diags.push(Diagnostic::error("unknown_field", format!("{at}/{}", token(extra)), format!("unknown field `{extra}` in map type")));
+                for extra in kv
+                    .keys()
+                    .filter(|k| !["key", "value", "$comment"].contains(&k.as_str()))
+                {
+                    diags.push(Diagnostic::error(
+                        "unknown_field",
+                        format!("{at}/{}", token(extra)),
+                        format!("unknown field `{extra}` in map type"),
+                    ));
                 }
                 let (Some(k), Some(val)) = (k, val) else {
-                    diags.push(Diagnostic::error("bad_type", at, "`map` needs both `key` and `value`"));
+                    diags.push(Diagnostic::error(
+                        "bad_type",
+                        at,
+                        "`map` needs both `key` and `value`",
+                    ));
                     return None;
                 };
                 let kt = TypeExpr::parse(k, &format!("{at}/key"), diags)?;
-                if !matches!(kt, TypeExpr::Int | TypeExpr::Nat | TypeExpr::Text | TypeExpr::Uuid | TypeExpr::Hash) {
+                if !matches!(
+                    kt,
+                    TypeExpr::Int
+                        | TypeExpr::Nat
+                        | TypeExpr::Text
+                        | TypeExpr::Uuid
+                        | TypeExpr::Hash
+                ) {
                     diags.push(
-                        Diagnostic::error("bad_map_key", format!("{at}/key"), "map keys must be int, nat, text, uuid or hash")
-                            .found(show(k)),
+                        Diagnostic::error(
+                            "bad_map_key",
+                            format!("{at}/key"),
+                            "map keys must be int, nat, text, uuid or hash",
+                        )
+                        .found(show(k)),
                     );
                     return None;
                 }
@@ -144,16 +191,30 @@ impl TypeExpr {
             "ref" => match inner.as_str().map(Name::parse) {
                 Some(Ok(n)) => Some(TypeExpr::Ref(n)),
                 Some(Err(why)) => {
-                    diags.push(Diagnostic::error("bad_name", at, format!("`ref` is not a valid schema name: {why}")).found(show(inner)));
+                    diags.push(
+                        Diagnostic::error(
+                            "bad_name",
+                            at,
+                            format!("`ref` is not a valid schema name: {why}"),
+                        )
+                        .found(show(inner)),
+                    );
                     None
                 }
                 None => {
-                    diags.push(Diagnostic::error("bad_type", at, "`ref` names a defschema").expected("a string such as \"demo/Point@1\"").found(show(inner)));
+                    diags.push(
+                        Diagnostic::error("bad_type", at, "`ref` names a defschema")
+                            .expected("a string such as \"demo/Point@1\"")
+                            .found(show(inner)),
+                    );
                     None
                 }
             },
             other => {
-                diags.push(Diagnostic::error("bad_type", ptr, format!("unknown type form `{other}`")).expected(FORMS));
+                diags.push(
+                    Diagnostic::error("bad_type", ptr, format!("unknown type form `{other}`"))
+                        .expected(FORMS),
+                );
                 None
             }
         }
@@ -161,7 +222,13 @@ impl TypeExpr {
 
     /// The canonical JSON form.
     pub fn to_json(&self) -> Value {
-        let members = |m: &BTreeMap<String, TypeExpr>| Value::Object(m.iter().map(|(k, t)| (k.clone(), t.to_json())).collect::<Map<_, _>>());
+        let members = |m: &BTreeMap<String, TypeExpr>| {
+            Value::Object(
+                m.iter()
+                    .map(|(k, t)| (k.clone(), t.to_json()))
+                    .collect::<Map<_, _>>(),
+            )
+        };
         match self {
             TypeExpr::Record(m) => json!({ "record": members(m) }),
             TypeExpr::Variant(m) => json!({ "variant": members(m) }),
@@ -171,7 +238,10 @@ impl TypeExpr {
             TypeExpr::Map(k, v) => json!({ "map": { "key": k.to_json(), "value": v.to_json() } }),
             TypeExpr::Ref(n) => json!({ "ref": n.as_str() }),
             prim => {
-                let key = PRIMITIVES.iter().find(|(_, t)| t == prim).map_or("unit", |(k, _)| k);
+                let key = PRIMITIVES
+                    .iter()
+                    .find(|(_, t)| t == prim)
+                    .map_or("unit", |(k, _)| k);
                 json!({ key: {} })
             }
         }
@@ -194,14 +264,24 @@ impl TypeExpr {
     /// A short human description, e.g. `list<text>`.
     pub fn describe(&self) -> String {
         match self {
-            TypeExpr::Record(m) => format!("record {{{}}}", m.keys().cloned().collect::<Vec<_>>().join(", ")),
-            TypeExpr::Variant(m) => format!("variant {}", m.keys().cloned().collect::<Vec<_>>().join(" | ")),
+            TypeExpr::Record(m) => format!(
+                "record {{{}}}",
+                m.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+            TypeExpr::Variant(m) => format!(
+                "variant {}",
+                m.keys().cloned().collect::<Vec<_>>().join(" | ")
+            ),
             TypeExpr::List(t) => format!("list<{}>", t.describe()),
             TypeExpr::Set(t) => format!("set<{}>", t.describe()),
             TypeExpr::Option(t) => format!("option<{}>", t.describe()),
             TypeExpr::Map(k, v) => format!("map<{}, {}>", k.describe(), v.describe()),
             TypeExpr::Ref(n) => n.to_string(),
-            prim => PRIMITIVES.iter().find(|(_, t)| t == prim).map_or("unit", |(k, _)| k).to_string(),
+            prim => PRIMITIVES
+                .iter()
+                .find(|(_, t)| t == prim)
+                .map_or("unit", |(k, _)| k)
+                .to_string(),
         }
     }
 }

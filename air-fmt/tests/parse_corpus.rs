@@ -12,7 +12,11 @@ fn corpus() -> PathBuf {
         return PathBuf::from(p);
     }
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/air-corpus");
-    assert!(p.is_dir(), "the AIR corpus is expected at {} (or set AOS_AIR_CORPUS)", p.display());
+    assert!(
+        p.is_dir(),
+        "the AIR corpus is expected at {} (or set AOS_AIR_CORPUS)",
+        p.display()
+    );
     p
 }
 
@@ -53,7 +57,9 @@ fn every_corpus_node_parses_and_round_trips() {
                 let canonical = def.to_json();
                 let back = parse_node(&canonical, &mut d2);
                 assert!(d2.is_empty(), "{d2:?}");
-                let Some(air_fmt::Node::Def(back)) = back else { panic!("not a def") };
+                let Some(air_fmt::Node::Def(back)) = back else {
+                    panic!("not a def")
+                };
                 assert_eq!(back.to_json(), canonical, "canonical form is a fixed point");
             }
         }

@@ -68,6 +68,94 @@ pub enum Command {
     Blob(BlobCommand),
     /// Check every object, the journal chain, the index and the keys.
     Fsck,
+    /// Work with AIR files outside any world: check, format, hash, diff, patch (for PR review and CI).
+    #[command(subcommand)]
+    Air(AirCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AirCommand {
+    /// Load and validate AIR files; print every diagnostic; exit 1 on any error.
+    #[command(
+        after_help = "PATH is a directory (every *.json file below it is read) or a file; \
+several may be given. Diagnostics name the file, the def, a JSON pointer, what was expected and \
+what was found. Warnings (for example a module whose wasm_hash is not filled yet) do not fail \
+the check.\n\nExamples:\n  aos air check air/\n  aos air check air/ --module demo/Counter@1=counter.wasm --format json"
+    )]
+    Check(AirSetArgs),
+    /// Rewrite AIR files in the one stable pretty form (2-space indent, `$kind` and `name` first).
+    #[command(
+        after_help = "Formatting only orders keys and whitespace; values are kept exactly as \
+authored. With --check nothing is written and the exit status is 1 if any file would change \
+(for CI).\n\nExamples:\n  aos air fmt air/\n  aos air fmt --check air/"
+    )]
+    Fmt(AirFmtArgs),
+    /// Print the manifest hash and every def's hash.
+    #[command(
+        after_help = "Hashes are blake3 over canonical JSON; the manifest hash covers every \
+listed def's hash, including module wasm hashes, so it names exactly the code that runs."
+    )]
+    Hash(AirSetArgs),
+    /// Show defs added, removed and changed between two AIR sets.
+    #[command(
+        after_help = "Each changed def is shown as a unified diff of its canonical form. \
+Works as a git external diff: with `*.air.json diff=air` in .gitattributes and \
+`git config diff.air.command 'aos air diff'`, `git diff` shows AIR changes def by def.\n\n\
+Examples:\n  aos air diff air.v1/ air.v2/\n  aos air diff old.air.json new.air.json --format json"
+    )]
+    Diff(AirDiffArgs),
+    /// Print the patch document that turns AIR set A into AIR set B.
+    #[command(
+        after_help = "The patch has base_manifest_hash = A's manifest hash and the ops \
+(add_def, replace_def, remove_def, set_*) that produce B; `aos propose` accepts it."
+    )]
+    Patch(AirPatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AirSetArgs {
+    /// AIR directories or files.
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Fill a defmodule's wasm_hash from a compiled module (repeatable).
+    #[arg(long = "module", value_name = "NAME=FILE.wasm")]
+    pub modules: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AirFmtArgs {
+    /// AIR directories or files.
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Write nothing; exit 1 if any file is not formatted.
+    #[arg(long)]
+    pub check: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AirDiffArgs {
+    /// The old AIR set (directory or file), or the 7 arguments git passes to an external diff.
+    #[arg(value_name = "A", required = true, num_args = 2..=7)]
+    pub paths: Vec<PathBuf>,
+    /// Colour: auto (on a terminal), always or never.
+    #[arg(long, value_name = "WHEN", default_value = "auto")]
+    pub color: String,
+    /// Fill module wasm hashes on both sides (repeatable).
+    #[arg(long = "module", value_name = "NAME=FILE.wasm")]
+    pub modules: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AirPatchArgs {
+    /// The base AIR set.
+    #[arg(value_name = "A")]
+    pub old: PathBuf,
+    /// The target AIR set.
+    #[arg(value_name = "B")]
+    pub new: PathBuf,
+    /// Fill module wasm hashes on both sides (repeatable).
+    #[arg(long = "module", value_name = "NAME=FILE.wasm")]
+    pub modules: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

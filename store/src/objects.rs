@@ -130,6 +130,7 @@ impl ObjectStore {
             staged: Vec::new(),
             seen: HashSet::new(),
             hashes: Vec::new(),
+            buf: Vec::new(),
         }
     }
 
@@ -310,63 +311,101 @@ pub struct Batch<'a> {
     staged: Vec<(PathBuf, Hash)>,
     seen: HashSet<Hash>,
     hashes: Vec<Hash>,
+    /// One reusable input buffer of [`CHUNK`] bytes.
+    buf: Vec<u8>,
+}
+
+/// Read until `buf` is full or the input ends; returns the bytes read.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match reader.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 impl Batch<'_> {
     /// Stage bytes; returns their hash.
     pub fn put_bytes(&mut self, bytes: &[u8]) -> Result<Hash> {
         let h = Hash::of(bytes);
-        self.hashes.push(h);
-        if !self.seen.insert(h) || self.store.contains(&h) {
-            return Ok(h);
+        if !self.seen.contains(&h) && !self.store.contains(&h) {
+            let tmp = temp_path(&self.store.dir.join(TMP), "obj");
+            if let Err(e) = File::create(&tmp).and_then(|mut f| f.write_all(bytes)) {
+                let _ = fs::remove_file(&tmp);
+                return Err(io_err("write", &tmp)(e));
+            }
+            self.staged.push((tmp, h));
         }
-        let tmp = temp_path(&self.store.dir.join(TMP), "obj");
-        let r = File::create(&tmp).and_then(|mut f| f.write_all(bytes));
-        self.track(tmp, h, r)
+        // Recorded only once staged (or already present), so a failed put can be retried.
+        self.seen.insert(h);
+        self.hashes.push(h);
+        Ok(h)
     }
 
-    /// Stage the bytes of a reader, hashing them as they stream through.
+    /// Stage the bytes of a reader, hashing them as they stream through. Inputs that fit
+    /// in one chunk are hashed first, so existing objects cost no file at all; larger
+    /// ones stream through a temporary file in bounded chunks.
     pub fn put_reader(&mut self, mut reader: impl Read) -> Result<Hash> {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.resize(CHUNK, 0);
+        let first = read_full(&mut reader, &mut buf);
+        let result = match first {
+            Err(e) => Err(Error::Io {
+                op: "read input",
+                path: PathBuf::from("-"),
+                source: e,
+            }),
+            Ok(n) if n < CHUNK => self.put_bytes(&buf[..n]),
+            Ok(n) => {
+                let head = buf[..n].to_vec();
+                self.stream(&head, &mut reader, &mut buf)
+            }
+        };
+        self.buf = buf;
+        result
+    }
+
+    fn stream(
+        &mut self,
+        head: &[u8],
+        reader: &mut dyn Read,
+        scratch: &mut [u8],
+    ) -> Result<Hash> {
         let tmp = temp_path(&self.store.dir.join(TMP), "obj");
-        let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;
         let mut hasher = Hasher::new();
-        let mut buf = vec![0u8; CHUNK];
-        let copied: io::Result<()> = (|| loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => return Ok(()),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io::Error::new(e.kind(), format!("reading input: {e}"))),
-            };
-            hasher.update(&buf[..n]);
-            f.write_all(&buf[..n])?;
+        hasher.update(head);
+        let copied: io::Result<()> = (|| {
+            let mut f = File::create(&tmp)?;
+            f.write_all(head)?;
+            loop {
+                let n = match reader.read(scratch) {
+                    Ok(0) => return Ok(()),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(io::Error::new(e.kind(), format!("reading input: {e}"))),
+                };
+                hasher.update(&scratch[..n]);
+                f.write_all(&scratch[..n])?;
+            }
         })();
-        drop(f);
         let h = hasher.finish();
         if let Err(e) = copied {
             let _ = fs::remove_file(&tmp);
             return Err(io_err("write", &tmp)(e));
         }
-        self.hashes.push(h);
-        if !self.seen.insert(h) || self.store.contains(&h) {
+        if self.seen.contains(&h) || self.store.contains(&h) {
             let _ = fs::remove_file(&tmp);
-            return Ok(h);
+        } else {
+            self.staged.push((tmp, h));
         }
-        self.staged.push((tmp, h));
+        self.seen.insert(h);
+        self.hashes.push(h);
         Ok(h)
-    }
-
-    fn track(&mut self, tmp: PathBuf, h: Hash, r: io::Result<()>) -> Result<Hash> {
-        match r {
-            Ok(()) => {
-                self.staged.push((tmp, h));
-                Ok(h)
-            }
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                Err(io_err("write", &tmp)(e))
-            }
-        }
     }
 
     /// Hashes of everything put so far, in order (duplicates included).
@@ -382,7 +421,9 @@ impl Batch<'_> {
         if staged.is_empty() {
             return Ok(std::mem::take(&mut self.hashes));
         }
-        let per_file = staged.len() <= 2;
+        // A whole-file-system sync also waits for other processes' dirty pages, so
+        // small batches sync their own files instead.
+        let per_file = staged.len() <= 8;
         let result = self.publish(&staged, per_file);
         if result.is_err() {
             for (tmp, _) in &staged {

@@ -133,6 +133,23 @@ impl Config {
         write_file_atomic(path, &text, 0o644)
     }
 
+    /// The `journal_sync` setting: `"every_append"` (the default: every acknowledged
+    /// record survives a power loss) or `"on_close"` (records survive a killed process;
+    /// the journal is synced when the writer closes it).
+    pub fn journal_sync(&self, path: &Path) -> Result<Option<journal::SyncMode>> {
+        match self.extra.get("journal_sync") {
+            None => Ok(None),
+            Some(Value::String(s)) if s == "every_append" => {
+                Ok(Some(journal::SyncMode::EveryAppend))
+            }
+            Some(Value::String(s)) if s == "on_close" => Ok(Some(journal::SyncMode::OnClose)),
+            Some(other) => Err(Error::Config {
+                path: path.to_path_buf(),
+                what: format!("journal_sync is {other}; use \"every_append\" or \"on_close\""),
+            }),
+        }
+    }
+
     /// This world's own signing key, as `ed25519:<hex>`.
     pub fn signing_key(&self) -> Option<&str> {
         self.receipt_keys
@@ -215,6 +232,7 @@ impl World {
             writable,
             salvage_dir: Some(layout.lost_found()),
             repairs_log: Some(layout.repairs_log()),
+            sync: journal::SyncMode::EveryAppend,
         }
     }
 
@@ -224,7 +242,7 @@ impl World {
         let config = Config::read(&layout.config())?;
         let objects = ObjectStore::open(&layout.objects())?;
         let mut warnings = Vec::new();
-        let (journal, lock) = match access {
+        let (mut journal, lock) = match access {
             Access::Write => {
                 let lock = WriterLock::acquire(&layout.lock(), &layout.root)?;
                 (
@@ -259,6 +277,9 @@ impl World {
                 (j, None)
             }
         };
+        if let Some(mode) = config.journal_sync(&layout.config())? {
+            journal.set_sync_mode(mode);
+        }
         let mut w = World {
             layout,
             config,

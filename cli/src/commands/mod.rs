@@ -1,6 +1,7 @@
 //! Dispatch of parsed commands, and the context every command shares: where the world
 //! is, the output format, and who is acting.
 
+mod air;
 mod blob;
 mod cat_object;
 mod fork;
@@ -117,6 +118,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Blob(BlobCommand::Put(a)) => blob::put(&ctx, a),
         Command::Blob(BlobCommand::Get(a)) => blob::get(&ctx, a),
         Command::Fsck => fsck::run(&ctx),
+        Command::Air(c) => air::run(&ctx, c),
     }
 }
 

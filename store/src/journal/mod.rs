@@ -35,6 +35,22 @@ pub struct Options {
     pub salvage_dir: Option<PathBuf>,
     /// A JSON-lines log that records every repair, read back by fsck.
     pub repairs_log: Option<PathBuf>,
+    /// When appends reach the disk.
+    pub sync: SyncMode,
+}
+
+/// When an acknowledged append is made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncMode {
+    /// `fdatasync` before `append` returns: an acknowledged record survives a power
+    /// loss. The default.
+    #[default]
+    EveryAppend,
+    /// `append` returns once the bytes are in the operating system (they survive the
+    /// process being killed, not a power loss); `sync()` or closing the journal makes
+    /// them durable. Like SQLite's WAL with `synchronous=NORMAL`. The index only ever
+    /// vouches for synced bytes, so a power loss costs the unsynced tail and nothing else.
+    OnClose,
 }
 
 /// The head of the chain.
@@ -58,6 +74,10 @@ pub struct Journal {
     len: u64,
     head: Option<Head>,
     writable: bool,
+    sync_mode: SyncMode,
+    /// The durable prefix: the index header never vouches for more.
+    synced_head: Option<Head>,
+    synced_len: u64,
     poisoned: bool,
     index_failed: bool,
     torn_tail: Option<(u64, u64)>,
@@ -157,6 +177,9 @@ impl Journal {
             len: 0,
             head: None,
             writable: opts.writable,
+            sync_mode: opts.sync,
+            synced_head: None,
+            synced_len: 0,
             poisoned: false,
             index_failed: false,
             torn_tail: None,
@@ -207,11 +230,15 @@ impl Journal {
                     offset,
                     hash,
                     record,
-                    ..
+                    line,
                 } => {
                     if let Some(c) = commitment.filter(|c| c.count == record.seq + 1) {
                         checked_commitment = true;
-                        if hash.0 != c.head_hash {
+                        // The header vouches for a record ending exactly at its
+                        // verified length; one that does not line up with the file's
+                        // records describes something else and is only rebuilt.
+                        let end = offset + line.len() as u64 + 1;
+                        if end == c.verified_len && hash.0 != c.head_hash {
                             mismatch = Some((record.seq, offset, hash, Hash(c.head_hash)));
                             return ControlFlow::Break(());
                         }
@@ -247,7 +274,7 @@ impl Journal {
                     seq,
                     offset,
                     what: format!(
-                        "the record was changed after it was acknowledged: it hashes to {now}, but {was} was recorded when it was written"
+                        "the record was changed after it was acknowledged: it hashes to {now}, but journal.idx recorded {was} when it was written (if only journal.idx was damaged, delete it)"
                     ),
                 });
             }
@@ -270,9 +297,29 @@ impl Journal {
             }
         }
         if self.writable {
+            // Whatever a previous writer left in the page cache becomes durable now,
+            // so the index may vouch for all of it.
+            self.file.sync_data().map_err(io_err("sync", &self.path))?;
+        }
+        self.synced_head = self.head;
+        self.synced_len = self.len;
+        if self.writable && (!self.tail.is_empty() || header != self.current_header()) {
             self.persist_index();
         }
         Ok(())
+    }
+
+    /// The header describing the durable prefix as it stands.
+    fn current_header(&self) -> Option<Header> {
+        let meta = self.file.metadata().ok()?;
+        let (ino, mtime) = file_stamp(&meta);
+        Some(Header {
+            count: self.synced_head.map_or(0, |h| h.seq + 1),
+            verified_len: self.synced_len,
+            head_hash: self.synced_head.map(|h| h.hash.0).unwrap_or([0; 32]),
+            journal_ino: ino,
+            journal_mtime_ns: mtime,
+        })
     }
 
     /// The index header, when it belongs to this journal file: a commitment that the
@@ -367,32 +414,26 @@ impl Journal {
         Ok(())
     }
 
-    /// Write offsets not yet in the index file, and a fresh header. Best effort: the
-    /// index is rebuildable, so a failure only costs the next open some time.
+    /// Write offsets of synced records not yet in the index file, and a fresh header.
+    /// Best effort: the index is rebuildable, so a failure only costs the next open
+    /// some time.
     fn persist_index(&mut self) {
         let Some(idx) = &self.index else { return };
         if !idx.writable || self.index_failed {
             return;
         }
-        let Ok(meta) = self.file.metadata() else {
+        let Some(header) = self.current_header() else {
             return;
         };
-        let (ino, mtime) = file_stamp(&meta);
-        let count = self.persisted + self.tail.len() as u64;
-        let header = Header {
-            count,
-            verified_len: self.len,
-            head_hash: self.head.map(|h| h.hash.0).unwrap_or([0; 32]),
-            journal_ino: ino,
-            journal_mtime_ns: mtime,
-        };
+        let count = header.count.max(self.persisted);
+        let fresh = (count - self.persisted) as usize;
         let written = idx
-            .truncate_entries(count.max(self.persisted))
-            .and_then(|_| idx.write(self.persisted, &self.tail, &header));
+            .truncate_entries(count)
+            .and_then(|_| idx.write(self.persisted, &self.tail[..fresh], &header));
         match written {
             Ok(()) => {
                 self.persisted = count;
-                self.tail.clear();
+                self.tail.drain(..fresh);
             }
             Err(e) => {
                 // Entries already in the file stay valid (the header is written last);
@@ -404,6 +445,25 @@ impl Journal {
                 self.index_failed = true;
             }
         }
+    }
+
+    /// Change when appends are synced (for a journal opened writable).
+    pub fn set_sync_mode(&mut self, mode: SyncMode) {
+        self.sync_mode = mode;
+    }
+
+    /// Make every appended record durable and let the index vouch for it.
+    pub fn sync(&mut self) -> Result<()> {
+        if !self.writable || self.synced_len == self.len {
+            return Ok(());
+        }
+        self.file
+            .sync_data()
+            .map_err(|e| classify("sync journal", &self.path, e))?;
+        self.synced_head = self.head;
+        self.synced_len = self.len;
+        self.persist_index();
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -585,10 +645,11 @@ impl Journal {
         if records.is_empty() {
             return Ok(heads);
         }
-        let written = self
-            .file
-            .write_all(&buf)
-            .and_then(|_| self.file.sync_data());
+        let every = self.sync_mode == SyncMode::EveryAppend;
+        let written =
+            self.file
+                .write_all(&buf)
+                .and_then(|_| if every { self.file.sync_data() } else { Ok(()) });
         if let Err(e) = written {
             let rolled_back = self
                 .file
@@ -602,7 +663,11 @@ impl Journal {
         self.len += buf.len() as u64;
         self.tail.extend(offsets);
         self.head = heads.last().copied();
-        self.persist_index();
+        if every {
+            self.synced_head = self.head;
+            self.synced_len = self.len;
+            self.persist_index();
+        }
         Ok(heads)
     }
 
@@ -722,6 +787,14 @@ impl Journal {
         };
         copy().map_err(io_err("write index", &dst_idx_path))?;
         Ok(())
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        // Best effort for SyncMode::OnClose; a failure here is caught by the next open,
+        // which verifies everything the index does not vouch for.
+        let _ = self.sync();
     }
 }
 

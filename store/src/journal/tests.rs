@@ -83,6 +83,7 @@ fn torn_tail_is_truncated_by_a_writer_and_ignored_by_a_reader() {
         writable: true,
         salvage_dir: Some(d.path().join("lost")),
         repairs_log: Some(d.path().join("repairs")),
+        ..Options::default()
     };
     let mut j = Journal::open(&p, &opts).unwrap();
     assert!(j.take_warnings()[0].to_string().contains("truncated"));
@@ -192,4 +193,40 @@ fn bad_appends_change_nothing() {
     ));
     assert_eq!(fs::read(&p).unwrap(), before);
     assert_eq!(j.len(), 3);
+}
+
+#[test]
+fn on_close_mode_vouches_only_for_synced_bytes() {
+    let (_d, p) = new_journal(3);
+    let synced_len = fs::metadata(&p).unwrap().len();
+    let opts = Options {
+        writable: true,
+        sync: SyncMode::OnClose,
+        ..Options::default()
+    };
+    let mut j = Journal::open(&p, &opts).unwrap();
+    j.append(&[rec(3), rec(4)]).unwrap();
+    // Another handle sees the unsynced records (they are in the page cache) …
+    assert_eq!(Journal::open(&p, &Options::default()).unwrap().len(), 5);
+    // … and a power loss that drops them leaves an index that never vouched for them.
+    let header = index::IndexFile::open(&index_path(&p), false)
+        .unwrap()
+        .unwrap()
+        .header()
+        .unwrap();
+    assert_eq!((header.count, header.verified_len), (3, synced_len));
+    std::mem::forget(j); // no close-time sync: simulate the crash
+    let f = OpenOptions::new().write(true).open(&p).unwrap();
+    f.set_len(synced_len).unwrap();
+    let mut j = Journal::open(&p, &w()).unwrap();
+    assert_eq!(j.len(), 3);
+    j.set_sync_mode(SyncMode::OnClose);
+    j.append(&[rec(3)]).unwrap();
+    drop(j); // close syncs and updates the index
+    let header = index::IndexFile::open(&index_path(&p), false)
+        .unwrap()
+        .unwrap()
+        .header()
+        .unwrap();
+    assert_eq!(header.count, 4);
 }

@@ -114,6 +114,7 @@ pub fn journal_options(dir: &Path, writable: bool) -> Options {
         writable,
         salvage_dir: Some(dir.join("lost+found")),
         repairs_log: Some(dir.join("repairs.log")),
+        ..Options::default()
     }
 }
 
