@@ -10,9 +10,11 @@ use aos_store::Hash;
 use serde_json::{json, Map, Value};
 
 use crate::diag::{token, Diagnostic};
+use crate::expr::ExprOrValue;
 use crate::load::AirSet;
-use crate::model::{Def, DefKind, HashRef, Manifest, ModuleKind};
+use crate::model::{Def, DefKind, HashRef, Manifest, ModuleKind, StepKind};
 use crate::name::Name;
+use crate::types::TypeExpr;
 
 /// blake3 over canonical JSON.
 pub fn hash_json(v: &Value) -> Hash {
@@ -21,9 +23,10 @@ pub fn hash_json(v: &Value) -> Hash {
     Hash::of(&aos_store::canon::to_vec(v).unwrap_or_else(|_| v.to_string().into_bytes()))
 }
 
-/// The hash of one def.
-pub fn def_hash(def: &Def) -> Hash {
-    hash_json(&def.to_json())
+/// The hash of one def of `set`: blake3 over the canonical JSON of its normalized form
+/// (value literals canonicalized against their schemas, see [`normalized`]).
+pub fn def_hash(set: &AirSet, def: &Def) -> Hash {
+    hash_json(&normalized(set, def).to_json())
 }
 
 /// A manifest with every reference resolved and hashed.
@@ -40,6 +43,74 @@ pub struct Assembled {
 pub fn resolve<'a>(set: &'a AirSet, kind: DefKind, name: &Name) -> Option<&'a Def> {
     set.get(kind, name)
         .or_else(|| crate::catalog::get(kind, name))
+}
+
+/// Schema lookups for value canonicalization: the set first, then the catalog.
+pub struct SetSchemas<'a>(pub &'a AirSet);
+
+impl crate::value::Schemas for SetSchemas<'_> {
+    fn schema(&self, name: &Name) -> Option<&TypeExpr> {
+        match resolve(self.0, DefKind::Schema, name)? {
+            Def::Schema(s) => Some(&s.ty),
+            _ => None,
+        }
+    }
+}
+
+/// A value literal in the canonical form of its schema; as authored when it does not
+/// fit (the validator reports why).
+fn canonical_literal(set: &AirSet, v: &Value, schema: Option<&Name>) -> Value {
+    let ty = schema.and_then(|n| match resolve(set, DefKind::Schema, n) {
+        Some(Def::Schema(s)) => Some(&s.ty),
+        _ => None,
+    });
+    match ty {
+        Some(ty) => {
+            crate::value::canonicalize(v, ty, &SetSchemas(set)).unwrap_or_else(|_| v.clone())
+        }
+        None => v.clone(),
+    }
+}
+
+fn canonical_eov(set: &AirSet, e: &ExprOrValue, schema: Option<&Name>) -> ExprOrValue {
+    match e {
+        ExprOrValue::Value(v) => ExprOrValue::Value(canonical_literal(set, v, schema)),
+        other => other.clone(),
+    }
+}
+
+/// A def with every value literal in the canonical form of its schema, so that sugar
+/// and tagged authoring of the same value hash identically.
+pub fn normalized(set: &AirSet, def: &Def) -> Def {
+    let Def::Plan(p) = def else {
+        return def.clone();
+    };
+    let effect_params = |kind: &str| -> Option<Name> {
+        set.of_kind(DefKind::Effect)
+            .map(|l| &l.item)
+            .chain(crate::catalog::builtins().iter())
+            .find_map(|d| match d {
+                Def::Effect(e) if e.kind == kind => Some(e.params_schema.clone()),
+                _ => None,
+            })
+    };
+    let mut p = p.clone();
+    for step in &mut p.steps {
+        match &mut step.kind {
+            StepKind::EmitEffect { kind, params, .. } => {
+                *params = canonical_eov(set, params, effect_params(kind).as_ref())
+            }
+            StepKind::RaiseEvent { event, value } => {
+                *value = canonical_eov(set, value, Some(event))
+            }
+            StepKind::End { result: Some(r) } => *r = canonical_eov(set, r, p.output.as_ref()),
+            StepKind::Assign { expr, bind } => {
+                *expr = canonical_eov(set, expr, p.locals.get(bind.as_str()))
+            }
+            _ => {}
+        }
+    }
+    Def::Plan(p)
 }
 
 /// Assemble the set's manifest. Errors (unknown names, hash mismatches) and warnings
@@ -77,8 +148,8 @@ pub fn assemble(set: &AirSet) -> (Option<Assembled>, Vec<Diagnostic>) {
                 );
                 continue;
             };
-            let canonical = def.to_json();
-            let h = hash_json(&canonical);
+            let canonical = normalized(set, def).to_json();
+            let h = hash_json(&canonical); // = def_hash(set, def)
             if let Some(HashRef::Filled(stated)) = &r.hash {
                 if *stated != h {
                     diags.push(
@@ -127,7 +198,15 @@ pub fn assemble(set: &AirSet) -> (Option<Assembled>, Vec<Diagnostic>) {
             );
         }
     }
-    let manifest = manifest_json(&m.item, &defs);
+    let mut manifest_item = m.item.clone();
+    for g in &mut manifest_item.defaults.cap_grants {
+        if let Some(Def::Cap(c)) = resolve(set, DefKind::Cap, &g.cap) {
+            if let Ok(v) = crate::value::canonicalize(&g.params, &c.schema, &SetSchemas(set)) {
+                g.params = v;
+            }
+        }
+    }
+    let manifest = manifest_json(&manifest_item, &defs);
     let manifest_hash = hash_json(&manifest);
     (
         Some(Assembled {

@@ -95,11 +95,11 @@ pub fn diff(old: &AirSet, new: &AirSet) -> AirDiff {
     let mut removed = Vec::new();
     let mut changed = Vec::new();
     for ((kind, name), o) in &old.defs {
-        let oh = def_hash(&o.item);
+        let oh = def_hash(old, &o.item);
         match new.defs.get(&(*kind, name.clone())) {
             None => removed.push(def_ref(*kind, name, oh)),
             Some(n) => {
-                let nh = def_hash(&n.item);
+                let nh = def_hash(new, &n.item);
                 if nh != oh {
                     let label = format!("{} {name}", kind.as_str());
                     changed.push(ChangedDef {
@@ -120,7 +120,7 @@ pub fn diff(old: &AirSet, new: &AirSet) -> AirDiff {
     }
     for ((kind, name), n) in &new.defs {
         if !old.defs.contains_key(&(*kind, name.clone())) {
-            added.push(def_ref(*kind, name, def_hash(&n.item)));
+            added.push(def_ref(*kind, name, def_hash(new, &n.item)));
         }
     }
     let upgraded = upgrades(old, new, &added, &removed);

@@ -907,7 +907,7 @@ fn block_hash_in(defs: &AirSet, m: &Manifest, block: Block) -> Hash {
             if let Some(def) = resolve(defs, DefKind::Secret, &r.name) {
                 hashes.insert(
                     (DefKind::Secret, r.name.clone()),
-                    (def_hash(def), Value::Null),
+                    (def_hash(defs, def), Value::Null),
                 );
             }
         }
@@ -962,7 +962,7 @@ fn apply_ops(base: &AirSet, ops: &[PatchOp]) -> (AirSet, Vec<Diagnostic>) {
                 .hint("bring its definition with add_def, or list only built-in and existing defs"),
             ),
             Some(def) => {
-                let actual = def_hash(def);
+                let actual = def_hash(&set, def);
                 if let HashRef::Filled(stated) = c.hash {
                     if stated != actual {
                         d.push(
@@ -1046,7 +1046,7 @@ fn current_checked(
         d.push(e);
         return false;
     };
-    let actual = def_hash(cur);
+    let actual = def_hash(set, cur);
     if actual != *pre_hash {
         d.push(
             Diagnostic::error("pre_hash_mismatch", format!("{ptr}/pre_hash"), format!("{} {name} is not the version this patch was written against: its current hash is {actual}, the patch expects {pre_hash}", kind.as_str()))
@@ -1102,7 +1102,7 @@ fn apply_op(
                 d.push(
                     Diagnostic::error("def_exists", format!("{node_ptr}/name"), format!("{} {name} already exists", kind.as_str()))
                         .in_def(name.as_str())
-                        .hint(format!("to change it, use replace_def with pre_hash {}; to add a new version, bump the @version", def_hash(cur))),
+                        .hint(format!("to change it, use replace_def with pre_hash {}; to add a new version, bump the @version", def_hash(set, cur))),
                 );
                 return;
             }
@@ -1336,8 +1336,8 @@ pub fn diff_to_patch(old: &AirSet, new: &AirSet) -> Result<PatchDoc, Vec<Diagnos
                 node: node_json(n),
             }),
             Some(o) => {
-                let pre_hash = def_hash(&o.item);
-                if def_hash(&n.item) != pre_hash {
+                let pre_hash = def_hash(old, &o.item);
+                if def_hash(new, &n.item) != pre_hash {
                     ops.push(PatchOp::ReplaceDef {
                         kind: *kind,
                         name: name.clone(),
@@ -1353,7 +1353,7 @@ pub fn diff_to_patch(old: &AirSet, new: &AirSet) -> Result<PatchDoc, Vec<Diagnos
             ops.push(PatchOp::RemoveDef {
                 kind: *kind,
                 name: name.clone(),
-                pre_hash: def_hash(&o.item),
+                pre_hash: def_hash(old, &o.item),
             });
         }
     }
@@ -1387,7 +1387,7 @@ pub fn diff_to_patch(old: &AirSet, new: &AirSet) -> Result<PatchDoc, Vec<Diagnos
         for name in want.difference(&have) {
             let hash = resolve(new, kind, name)
                 .map_or(HashRef::Placeholder(String::new()), |def| {
-                    HashRef::Filled(def_hash(def))
+                    HashRef::Filled(def_hash(new, def))
                 });
             add.push(RefAdd {
                 kind,

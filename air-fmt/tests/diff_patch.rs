@@ -208,7 +208,7 @@ fn refused_patches_say_exactly_why_and_change_nothing() {
     let before = snapshot(&a);
     let ha = manifest_hash(&a);
     let plan = name("demo/fetch_plan@1");
-    let current = def_hash(a.get(DefKind::Plan, &plan).unwrap());
+    let current = def_hash(&a, a.get(DefKind::Plan, &plan).unwrap());
     let plan_node = a.defs[&(DefKind::Plan, plan.clone())].raw.clone();
     let wrong = Hash::of(b"not the plan");
 
@@ -332,7 +332,7 @@ fn refused_patches_say_exactly_why_and_change_nothing() {
     // A candidate that does not validate: the module's state schema removed, a trigger
     // for a plan that does not exist.
     let state = name("demo/SafeUpgradeState@1");
-    let state_hash = def_hash(a.get(DefKind::Schema, &state).unwrap());
+    let state_hash = def_hash(&a, a.get(DefKind::Schema, &state).unwrap());
     let e = apply(
         &a,
         &ha,

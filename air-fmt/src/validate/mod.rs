@@ -343,17 +343,7 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// Schema lookups for value canonicalization: the set first, then the catalog.
-struct SetSchemas<'a>(&'a AirSet);
-
-impl crate::value::Schemas for SetSchemas<'_> {
-    fn schema(&self, name: &Name) -> Option<&TypeExpr> {
-        match resolve(self.0, DefKind::Schema, name)? {
-            Def::Schema(s) => Some(&s.ty),
-            _ => None,
-        }
-    }
-}
+use crate::assemble::SetSchemas;
 
 /// The candidate closest to `target` by edit distance, if it is close enough to be a
 /// likely typo.
