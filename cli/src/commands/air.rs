@@ -297,6 +297,10 @@ fn diff(ctx: &Ctx, a: AirDiffArgs) -> anyhow::Result<Outcome> {
             "auto" => std::io::stdout().is_terminal(),
             other => return user(format!("--color {other:?}: use auto, always or never")),
         };
+        if a.paths.len() == 7 && !d.is_empty() {
+            // Called by git as an external diff: say which file this is.
+            println!("aos air diff a/{0} b/{0}", a.paths[0].display());
+        }
         print!("{}", air_fmt::diff::render_text(&d, color));
     }
     Ok(Outcome::Ok)
