@@ -4,6 +4,9 @@
 //! the corpus has the same canonical JSON, and every corpus `defschema` and `defeffect`
 //! is in the catalog.
 
+mod common;
+use common::corpus;
+
 use std::path::PathBuf;
 
 use air_fmt::catalog;
@@ -14,18 +17,6 @@ use air_fmt::model::{parse_node, DefKind, Node};
 /// in the report. Empty: every built-in def of the original is here.
 const LEFT_OUT: &[(&str, &str)] = &[];
 
-fn corpus() -> PathBuf {
-    let p = match std::env::var_os("AOS_AIR_CORPUS") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/air-corpus"),
-    };
-    assert!(
-        p.join("spec/defs").is_dir(),
-        "the AIR corpus is expected at {} (a directory with spec/defs/*.air.json); set AOS_AIR_CORPUS to its location",
-        p.display()
-    );
-    p
-}
 
 #[test]
 fn builtins_match_the_corpus() {

@@ -4,8 +4,11 @@
 //! a patch that is stale, wrong or invalid is refused with precise diagnostics while the
 //! base stays as it was.
 
+mod common;
+use common::corpus;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use air_fmt::assemble::{assemble, def_hash};
 use air_fmt::diag::has_errors;
@@ -18,18 +21,6 @@ use aos_store::Hash;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-fn corpus() -> PathBuf {
-    if let Some(p) = std::env::var_os("AOS_AIR_CORPUS") {
-        return PathBuf::from(p);
-    }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/air-corpus");
-    assert!(
-        p.is_dir(),
-        "the AIR corpus is expected at {} (or set AOS_AIR_CORPUS)",
-        p.display()
-    );
-    p
-}
 
 fn load_dir(dir: &Path) -> AirSet {
     let mut sources: Vec<Source> = std::fs::read_dir(dir)

@@ -3,24 +3,15 @@
 //! parses to exactly the input (comments, lenses and all), formatting it again changes
 //! nothing, and only lines holding a single scalar go past 80 columns.
 
+mod common;
+use common::corpus;
+
 use std::path::{Path, PathBuf};
 
 use air_fmt::fmt::{format_json, format_source, WIDTH};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
-fn corpus() -> PathBuf {
-    if let Some(p) = std::env::var_os("AOS_AIR_CORPUS") {
-        return PathBuf::from(p);
-    }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/air-corpus");
-    assert!(
-        p.is_dir(),
-        "the AIR corpus is expected at {} (or set AOS_AIR_CORPUS)",
-        p.display()
-    );
-    p
-}
 
 fn json_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {

@@ -2,23 +2,14 @@
 //! `../shared/air-corpus`, or at `$AOS_AIR_CORPUS`) parses into the model without
 //! diagnostics, and its canonical form is a fixed point.
 
+mod common;
+use common::corpus;
+
 use std::path::PathBuf;
 
 use air_fmt::json::strip_comments;
 use air_fmt::model::parse_node;
 
-fn corpus() -> PathBuf {
-    if let Some(p) = std::env::var_os("AOS_AIR_CORPUS") {
-        return PathBuf::from(p);
-    }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/air-corpus");
-    assert!(
-        p.is_dir(),
-        "the AIR corpus is expected at {} (or set AOS_AIR_CORPUS)",
-        p.display()
-    );
-    p
-}
 
 fn air_files(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {

@@ -3,24 +3,15 @@
 //! errors — except where the example itself is inconsistent with AIR v1, which is
 //! listed in `KNOWN` with the reason and asserted exactly.
 
+mod common;
+use common::corpus;
+
 use std::path::{Path, PathBuf};
 
 use air_fmt::load::{load, Source};
 use air_fmt::validate::validate;
 use air_fmt::Diagnostic;
 
-fn corpus() -> PathBuf {
-    if let Some(p) = std::env::var_os("AOS_AIR_CORPUS") {
-        return PathBuf::from(p);
-    }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/air-corpus");
-    assert!(
-        p.is_dir(),
-        "the AIR corpus is expected at {} (or set AOS_AIR_CORPUS)",
-        p.display()
-    );
-    p
-}
 
 /// Every `examples/*/air*/` directory, sorted.
 fn example_dirs() -> Vec<PathBuf> {
