@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::{Map, Number, Value};
 
 #[cfg(test)]
-mod oracle_tests;
+pub(crate) mod oracle_tests;
 
 /// The largest integer JSON carries exactly: 2^53 − 1.
 pub const MAX_SAFE_INT: u64 = 9_007_199_254_740_991;
@@ -180,7 +180,8 @@ pub fn canonicalize(bytes: &[u8]) -> Result<Vec<u8>, CanonError> {
 
 /// True when `bytes` are valid JSON already in canonical form.
 pub fn is_canonical(bytes: &[u8]) -> bool {
-    serde_json::from_slice::<Value>(bytes).is_ok_and(|v| matches_canonical(&v, bytes).unwrap_or(false))
+    serde_json::from_slice::<Value>(bytes)
+        .is_ok_and(|v| matches_canonical(&v, bytes).unwrap_or(false))
 }
 
 /// Order two strings by their UTF-16 code units, as RFC 8785 sorts object keys.
@@ -376,7 +377,10 @@ fn emit_number<S: Sink>(out: &mut S, n: &Number) -> Result<(), Unsafe> {
             let text = buf.format_finite(f).as_bytes();
             // Integral floats from 2^53 up to 1e21 print as plain digits, an integer
             // that could not be read back under the 64-bit rule.
-            if text.len() >= 16 && !S::LENIENT && is_unsafe_literal(text.strip_prefix(b"-").unwrap_or(text)) {
+            if text.len() >= 16
+                && !S::LENIENT
+                && is_unsafe_literal(text.strip_prefix(b"-").unwrap_or(text))
+            {
                 return Err(Unsafe);
             }
             out.put(text);

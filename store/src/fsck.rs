@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::hash::Hash;
-use crate::journal::index::{file_stamp, IndexFile};
+use crate::journal::index::{file_stamp, IndexFile, HEADER};
 use crate::journal::index_path;
 use crate::journal::scan::{scan, Cursor, Found};
 use crate::objects::{hash_file, read_ledger_at, ObjectStore};
@@ -139,6 +139,8 @@ fn check_journal(
                 .as_ref()
                 .is_some_and(|m| file_stamp(m).0 == h.journal_ino)
     });
+    // The entries are read in chunks alongside the scan, which visits seqs in order.
+    let mut entries = header.and_then(|_| IndexEntries::open(&index_path(&path)));
     let mut committed: Option<(u64, u64, Hash)> = None;
     let mut index_mismatch: Option<u64> = None;
     let mut reader = BufReader::with_capacity(1 << 20, file);
@@ -151,13 +153,16 @@ fn check_journal(
     };
     let result = scan(&mut reader, start, |found| {
         match found {
-            Found::Record { offset, hash, record, .. } => {
+            Found::Record { offset, hash, record, line } => {
                 records += 1;
-                if header.is_some_and(|h| h.count == record.seq + 1) {
+                // Only a header whose verified length ends exactly at this record
+                // vouches for it (the same rule as opening the journal).
+                let end = offset + line.len() as u64 + 1;
+                if header.is_some_and(|h| h.count == record.seq + 1 && h.verified_len == end) {
                     committed = Some((record.seq, offset, hash));
                 }
-                if let (Some(idx), Some(h)) = (&index, &header) {
-                    if record.seq < h.count && index_mismatch.is_none() && idx.offset(record.seq).ok() != Some(offset) {
+                if let (Some(entries), Some(h)) = (&mut entries, &header) {
+                    if record.seq < h.count && index_mismatch.is_none() && entries.offset(record.seq, h.count) != Some(offset) {
                         index_mismatch = Some(record.seq);
                     }
                 }
@@ -215,7 +220,7 @@ fn check_journal(
                 "journal_damaged",
                 format!("{loc} seq {seq} (line {}, byte {offset})", seq + 1),
                 format!(
-                    "the record was changed after it was acknowledged: it hashes to {hash}, but {} was recorded when it was written",
+                    "the record was changed after it was acknowledged: it hashes to {hash}, but journal.idx recorded {} when it was written (if only journal.idx was damaged, delete it)",
                     Hash(h.head_hash)
                 ),
             ),
@@ -229,6 +234,65 @@ fn check_journal(
             idx_loc,
             format!("entry for seq {seq} does not match the journal; the index is rebuilt on the next open (it is never authoritative)"),
         );
+    }
+}
+
+/// Sequential reader of the index's offset entries: one read per 64 KiB of entries
+/// instead of one `pread` per record.
+struct IndexEntries {
+    file: File,
+    /// Seq of the first entry in `buf`.
+    first: u64,
+    /// Raw little-endian entries `first..first + buf.len() / 8`.
+    buf: Vec<u8>,
+}
+
+impl IndexEntries {
+    const CHUNK: usize = 64 * 1024;
+
+    fn open(path: &Path) -> Option<IndexEntries> {
+        Some(IndexEntries {
+            file: File::open(path).ok()?,
+            first: 0,
+            buf: Vec::with_capacity(Self::CHUNK),
+        })
+    }
+
+    /// The offset recorded for `seq` (below `count`, the header's entry count), or None
+    /// when the file does not hold that entry or cannot be read.
+    fn offset(&mut self, seq: u64, count: u64) -> Option<u64> {
+        let held = (self.buf.len() / 8) as u64;
+        if seq < self.first || seq - self.first >= held {
+            self.fill(seq, count);
+        }
+        let at = usize::try_from(seq.checked_sub(self.first)?)
+            .ok()?
+            .checked_mul(8)?;
+        let b = self.buf.get(at..at + 8)?;
+        Some(u64::from_le_bytes(b.try_into().ok()?))
+    }
+
+    /// Read the entries from `seq` on (at most a chunk, none past `count`); a short file
+    /// or a read error leaves only the entries read in full.
+    fn fill(&mut self, seq: u64, count: u64) {
+        use std::os::unix::fs::FileExt;
+        self.first = seq;
+        self.buf.clear();
+        let want = count.saturating_sub(seq).min((Self::CHUNK / 8) as u64) as usize * 8;
+        let Some(pos) = seq.checked_mul(8).and_then(|x| x.checked_add(HEADER)) else {
+            return;
+        };
+        self.buf.resize(want, 0);
+        let mut got = 0;
+        while got < want {
+            match self.file.read_at(&mut self.buf[got..], pos + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        self.buf.truncate(got / 8 * 8);
     }
 }
 

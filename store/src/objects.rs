@@ -370,12 +370,7 @@ impl Batch<'_> {
         result
     }
 
-    fn stream(
-        &mut self,
-        head: &[u8],
-        reader: &mut dyn Read,
-        scratch: &mut [u8],
-    ) -> Result<Hash> {
+    fn stream(&mut self, head: &[u8], reader: &mut dyn Read, scratch: &mut [u8]) -> Result<Hash> {
         let tmp = temp_path(&self.store.dir.join(TMP), "obj");
         let mut hasher = Hasher::new();
         hasher.update(head);

@@ -628,7 +628,7 @@ impl Journal {
                 cause: &r.cause,
                 body: &r.body,
             };
-            let line = canon::to_vec(&rec)?;
+            let line = record::encode_line(&rec)?;
             if line.len() > MAX_RECORD {
                 return Err(Error::RecordTooLarge {
                     size: line.len(),
