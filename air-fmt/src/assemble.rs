@@ -4,6 +4,7 @@
 //! Placeholder hashes (empty, all zeros, `sha256:…`) are filled here; a stated hash that
 //! does not match is an error naming both.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use aos_store::Hash;
@@ -20,7 +21,7 @@ use crate::types::TypeExpr;
 pub fn hash_json(v: &Value) -> Hash {
     // Canonical JSON of a parsed model value cannot fail: numbers are safe integers
     // by construction (see the 64-bit rule in `aos_store::canon`).
-    Hash::of(&aos_store::canon::to_vec(v).unwrap_or_else(|_| v.to_string().into_bytes()))
+    Hash::of(&aos_store::canon::value_to_vec(v).unwrap_or_else(|_| v.to_string().into_bytes()))
 }
 
 /// The hash of one def of `set`: blake3 over the canonical JSON of its normalized form
@@ -81,9 +82,9 @@ fn canonical_eov(set: &AirSet, e: &ExprOrValue, schema: Option<&Name>) -> ExprOr
 
 /// A def with every value literal in the canonical form of its schema, so that sugar
 /// and tagged authoring of the same value hash identically.
-pub fn normalized(set: &AirSet, def: &Def) -> Def {
+pub fn normalized<'a>(set: &AirSet, def: &'a Def) -> Cow<'a, Def> {
     let Def::Plan(p) = def else {
-        return def.clone();
+        return Cow::Borrowed(def);
     };
     let effect_params = |kind: &str| -> Option<Name> {
         set.of_kind(DefKind::Effect)
@@ -110,7 +111,7 @@ pub fn normalized(set: &AirSet, def: &Def) -> Def {
             _ => {}
         }
     }
-    Def::Plan(p)
+    Cow::Owned(Def::Plan(p))
 }
 
 /// Assemble the set's manifest. Errors (unknown names, hash mismatches) and warnings

@@ -91,15 +91,27 @@ impl AirDiff {
 /// Compare two AIR sets. Never fails: sets that do not assemble are still compared
 /// def by def (their manifest hashes are then `None`).
 pub fn diff(old: &AirSet, new: &AirSet) -> AirDiff {
+    // Assemble each side once: it yields the manifest hash and the hash of every listed
+    // def, so only unlisted defs are hashed again below.
+    let assembled = |s: &AirSet| match assemble(s) {
+        (Some(a), d) if !crate::diag::has_errors(&d) => (Some(a.manifest_hash), a.defs),
+        (Some(a), _) => (None, a.defs),
+        (None, _) => (None, BTreeMap::new()),
+    };
+    let (old_manifest_hash, old_hashes) = assembled(old);
+    let (new_manifest_hash, new_hashes) = assembled(new);
+    let hash_in = |set: &AirSet, hashes: &BTreeMap<(DefKind, Name), (Hash, Value)>, key: &(DefKind, Name), def: &crate::model::Def| {
+        hashes.get(key).map(|(h, _)| *h).unwrap_or_else(|| def_hash(set, def))
+    };
     let mut added = Vec::new();
     let mut removed = Vec::new();
     let mut changed = Vec::new();
     for ((kind, name), o) in &old.defs {
-        let oh = def_hash(old, &o.item);
+        let oh = hash_in(old, &old_hashes, &(*kind, name.clone()), &o.item);
         match new.defs.get(&(*kind, name.clone())) {
             None => removed.push(def_ref(*kind, name, oh)),
             Some(n) => {
-                let nh = def_hash(new, &n.item);
+                let nh = hash_in(new, &new_hashes, &(*kind, name.clone()), &n.item);
                 if nh != oh {
                     let label = format!("{} {name}", kind.as_str());
                     changed.push(ChangedDef {
@@ -120,7 +132,7 @@ pub fn diff(old: &AirSet, new: &AirSet) -> AirDiff {
     }
     for ((kind, name), n) in &new.defs {
         if !old.defs.contains_key(&(*kind, name.clone())) {
-            added.push(def_ref(*kind, name, def_hash(new, &n.item)));
+            added.push(def_ref(*kind, name, hash_in(new, &new_hashes, &(*kind, name.clone()), &n.item)));
         }
     }
     let upgraded = upgrades(old, new, &added, &removed);
@@ -132,10 +144,6 @@ pub fn diff(old: &AirSet, new: &AirSet) -> AirDiff {
         let text = |s: &Option<Value>| s.as_ref().map(format_json).unwrap_or_default();
         unified(&text(&old_shape), &text(&new_shape), "manifest", "manifest")
     });
-    let hash = |s: &AirSet| match assemble(s) {
-        (Some(a), d) if !crate::diag::has_errors(&d) => Some(a.manifest_hash),
-        _ => None,
-    };
     AirDiff {
         added,
         removed,
@@ -143,8 +151,8 @@ pub fn diff(old: &AirSet, new: &AirSet) -> AirDiff {
         upgraded,
         manifest_changed,
         manifest_diff,
-        old_manifest_hash: hash(old),
-        new_manifest_hash: hash(new),
+        old_manifest_hash,
+        new_manifest_hash,
     }
 }
 

@@ -51,11 +51,11 @@ impl AirSet {
         self.defs.get(&(kind, name.clone())).map(|l| &l.item)
     }
 
-    /// Defs of one kind, by name.
+    /// Defs of one kind, by name (a range scan, not a walk over every def).
     pub fn of_kind(&self, kind: DefKind) -> impl Iterator<Item = &Located<Def>> {
         self.defs
-            .iter()
-            .filter(move |((k, _), _)| *k == kind)
+            .range((kind, Name::lowest())..)
+            .take_while(move |((k, _), _)| *k == kind)
             .map(|(_, v)| v)
     }
 

@@ -50,6 +50,11 @@ impl Name {
         Ok(Name(s.to_string()))
     }
 
+    /// A value ordering before every valid name (for range scans).
+    pub(crate) fn lowest() -> Name {
+        Name(String::new())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
