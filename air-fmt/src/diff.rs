@@ -100,8 +100,14 @@ pub fn diff(old: &AirSet, new: &AirSet) -> AirDiff {
     };
     let (old_manifest_hash, old_hashes) = assembled(old);
     let (new_manifest_hash, new_hashes) = assembled(new);
-    let hash_in = |set: &AirSet, hashes: &BTreeMap<(DefKind, Name), (Hash, Value)>, key: &(DefKind, Name), def: &crate::model::Def| {
-        hashes.get(key).map(|(h, _)| *h).unwrap_or_else(|| def_hash(set, def))
+    let hash_in = |set: &AirSet,
+                   hashes: &BTreeMap<(DefKind, Name), (Hash, Value)>,
+                   key: &(DefKind, Name),
+                   def: &crate::model::Def| {
+        hashes
+            .get(key)
+            .map(|(h, _)| *h)
+            .unwrap_or_else(|| def_hash(set, def))
     };
     let mut added = Vec::new();
     let mut removed = Vec::new();
@@ -132,7 +138,11 @@ pub fn diff(old: &AirSet, new: &AirSet) -> AirDiff {
     }
     for ((kind, name), n) in &new.defs {
         if !old.defs.contains_key(&(*kind, name.clone())) {
-            added.push(def_ref(*kind, name, hash_in(new, &new_hashes, &(*kind, name.clone()), &n.item)));
+            added.push(def_ref(
+                *kind,
+                name,
+                hash_in(new, &new_hashes, &(*kind, name.clone()), &n.item),
+            ));
         }
     }
     let upgraded = upgrades(old, new, &added, &removed);

@@ -17,7 +17,6 @@ use air_fmt::model::{parse_node, DefKind, Node};
 /// in the report. Empty: every built-in def of the original is here.
 const LEFT_OUT: &[(&str, &str)] = &[];
 
-
 #[test]
 fn builtins_match_the_corpus() {
     let dir = corpus().join("spec/defs");

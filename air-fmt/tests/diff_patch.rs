@@ -21,7 +21,6 @@ use aos_store::Hash;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-
 fn load_dir(dir: &Path) -> AirSet {
     let mut sources: Vec<Source> = std::fs::read_dir(dir)
         .unwrap()

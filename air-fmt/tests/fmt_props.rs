@@ -12,7 +12,6 @@ use air_fmt::fmt::{format_json, format_source, WIDTH};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
-
 fn json_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();

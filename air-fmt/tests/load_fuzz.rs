@@ -7,24 +7,77 @@ use serde_json::{json, Value};
 
 fn arb_json() -> impl Strategy<Value = Value> {
     let keys = prop::sample::select(vec![
-        "$kind", "name", "type", "record", "variant", "ref", "nat", "text", "steps", "op", "id", "edges", "from", "to",
-        "abi", "reducer", "state", "event", "module_kind", "schemas", "modules", "plans", "routing", "events", "args",
-        "air_version", "defaults", "cap_grants", "params", "cap", "kind", "bind", "as", "when", "rules", "decision",
+        "$kind",
+        "name",
+        "type",
+        "record",
+        "variant",
+        "ref",
+        "nat",
+        "text",
+        "steps",
+        "op",
+        "id",
+        "edges",
+        "from",
+        "to",
+        "abi",
+        "reducer",
+        "state",
+        "event",
+        "module_kind",
+        "schemas",
+        "modules",
+        "plans",
+        "routing",
+        "events",
+        "args",
+        "air_version",
+        "defaults",
+        "cap_grants",
+        "params",
+        "cap",
+        "kind",
+        "bind",
+        "as",
+        "when",
+        "rules",
+        "decision",
     ]);
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
         prop::sample::select(vec![
-            "defschema", "defmodule", "defplan", "defcap", "defpolicy", "defeffect", "defsecret", "manifest", "demo/A@1",
-            "demo/B@1", "reducer", "pure", "emit_effect", "end", "assign", "@var:x", "@plan.input.a", "1", "", "sha256:00",
+            "defschema",
+            "defmodule",
+            "defplan",
+            "defcap",
+            "defpolicy",
+            "defeffect",
+            "defsecret",
+            "manifest",
+            "demo/A@1",
+            "demo/B@1",
+            "reducer",
+            "pure",
+            "emit_effect",
+            "end",
+            "assign",
+            "@var:x",
+            "@plan.input.a",
+            "1",
+            "",
+            "sha256:00",
         ])
         .prop_map(|s| Value::String(s.to_string())),
     ];
     leaf.prop_recursive(5, 64, 6, move |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
-            prop::collection::btree_map(keys.clone(), inner, 0..6).prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
+            prop::collection::btree_map(keys.clone(), inner, 0..6).prop_map(|m| Value::Object(
+                m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+            )),
         ]
     })
 }
@@ -111,7 +164,10 @@ proptest! {
 
 #[test]
 fn the_unedited_set_is_valid() {
-    let sources = vec![Source { name: "all.air.json".into(), bytes: serde_json::to_vec(&Value::Array(valid_nodes())).unwrap() }];
+    let sources = vec![Source {
+        name: "all.air.json".into(),
+        bytes: serde_json::to_vec(&Value::Array(valid_nodes())).unwrap(),
+    }];
     let (set, d) = load(&sources);
     assert!(d.is_empty(), "{d:?}");
     let d = air_fmt::validate::validate(&set);

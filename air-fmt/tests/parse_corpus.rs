@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use air_fmt::json::strip_comments;
 use air_fmt::model::parse_node;
 
-
 fn air_files(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();

@@ -12,7 +12,6 @@ use air_fmt::load::{load, Source};
 use air_fmt::validate::validate;
 use air_fmt::Diagnostic;
 
-
 /// Every `examples/*/air*/` directory, sorted.
 fn example_dirs() -> Vec<PathBuf> {
     let mut dirs = Vec::new();

@@ -1,13 +1,14 @@
 //! `aos-bench`: measures aos and a baseline in the same run and prints the ratio.
 //!
 //! ```text
-//! aos-bench objects|journal|open|fsck|fork|all [--quick] [--dir DIR] [--json] [--strict]
+//! aos-bench objects|journal|open|fsck|fork|air|all [--quick] [--dir DIR] [--json] [--strict]
 //! ```
 //!
 //! Each benchmark lives in its own module; fixtures (worlds with many records) are built
 //! once per run in a scratch directory created inside `--dir` (default: the current
 //! directory, so the numbers are for a real disk and not a tmpfs) and removed at exit.
 
+mod air;
 mod fixture;
 mod fork;
 mod fsck;
@@ -28,7 +29,7 @@ use serde_json::json;
 #[global_allocator]
 static ALLOC: mem::Counting = mem::Counting;
 
-const USAGE: &str = "usage: aos-bench <objects|journal|open|fsck|fork|all>... [--quick] [--dir DIR] [--json] [--strict]
+const USAGE: &str = "usage: aos-bench <objects|journal|open|fsck|fork|air|all>... [--quick] [--dir DIR] [--json] [--strict]
 
   objects   write 1 KiB and 1 MiB files to the object store vs `git hash-object -w --stdin-paths`;
             hashing vs raw blake3 and b3sum
@@ -36,14 +37,16 @@ const USAGE: &str = "usage: aos-bench <objects|journal|open|fsck|fork|all>... [-
   open      Journal::open of a 1M-record journal vs the minimal open and a full verification
   fsck      fsck of 250k- and 1M-record worlds: time and memory vs streaming blake3
   fork      fork of a world with 100k objects and 1M records vs cp -a
+  air       load + validate + assemble of 1k- and 10k-def AIR sets vs serde_json and blake3;
+            diff of two 10k-def sets; `aos air check` / `aos air diff` as processes
   all       every benchmark above, in that order
 
-  --quick   smaller sizes (about 30 s in all)
+  --quick   smaller sizes, fewer runs (about 65 s in all, 50 s of it `air`)
   --dir DIR where to create the scratch directory (default: the current directory)
   --json    print one JSON document instead of tables (progress still goes to stderr)
   --strict  exit with status 1 when a target is missed";
 
-const ALL: [&str; 5] = ["objects", "journal", "open", "fsck", "fork"];
+const ALL: [&str; 6] = ["objects", "journal", "open", "fsck", "fork", "air"];
 
 struct Args {
     benches: Vec<String>,
@@ -154,6 +157,7 @@ fn run_one(
         "open" => open::run_bench(fx),
         "fsck" => fsck::run_bench(fx),
         "fork" => fork::run_bench(fx),
+        "air" => air::run_bench(scratch, args.quick),
         _ => unreachable!("checked by parse_args"),
     }
 }

@@ -68,6 +68,9 @@ pub enum Command {
     Blob(BlobCommand),
     /// Check every object, the journal chain, the index and the keys.
     Fsck,
+    /// Check WASM reducer modules and store them in the world.
+    #[command(subcommand)]
+    Module(ModuleCommand),
     /// Work with AIR files outside any world: check, format, hash, diff, patch (for PR review and CI).
     #[command(subcommand)]
     Air(AirCommand),
@@ -276,4 +279,27 @@ pub struct BlobGetArgs {
     /// Write to FILE instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModuleCommand {
+    /// Check a WASM reducer module, store it and print its hash.
+    #[command(
+        after_help = "FILE is a core WebAssembly binary. It is refused (exit 2, nothing stored) \
+when it is not valid WASM, when it imports anything (the kernel provides no imports: no WASI), or \
+when it does not export the reducer ABI: `memory`, `alloc(len: i32) -> i32` and \
+`step(ptr: i32, len: i32) -> i64`. A good module is stored under its blake3 hash (the hash a \
+defmodule's wasm_hash names) and compiled once into .aos/cache/wasm/, so the first step does not \
+compile. --format json prints {\"hash\", \"bytes\", \"cache\"}.\n\n\
+Examples:\n  aos module add target/wasm32-unknown-unknown/release/counter.wasm\n  \
+aos module add reducer.wasm --format json"
+    )]
+    Add(ModuleAddArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ModuleAddArgs {
+    /// The module: a core WASM binary.
+    #[arg(value_name = "FILE.wasm")]
+    pub file: PathBuf,
 }

@@ -4,3 +4,5 @@
 //! understands definitions only through `air-fmt`.
 //!
 //! Later issues fill this crate; it is present so the architecture is visible.
+
+pub mod wasm;

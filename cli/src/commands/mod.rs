@@ -9,13 +9,14 @@ mod fsck;
 mod info;
 mod init;
 mod log;
+mod module;
 
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use serde_json::{json, Value};
 
-use crate::args::{BlobCommand, Cli, Command, Global, WorldCommand};
+use crate::args::{BlobCommand, Cli, Command, Global, ModuleCommand, WorldCommand};
 use crate::exit::Outcome;
 use crate::output::{Format, Progress};
 
@@ -118,6 +119,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Blob(BlobCommand::Put(a)) => blob::put(&ctx, a),
         Command::Blob(BlobCommand::Get(a)) => blob::get(&ctx, a),
         Command::Fsck => fsck::run(&ctx),
+        Command::Module(ModuleCommand::Add(a)) => module::add(&ctx, a),
         Command::Air(c) => air::run(&ctx, c),
     }
 }
