@@ -3,6 +3,7 @@
 # create a world, store a blob, read it back, fork it, show the journal and check it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+repo="$(pwd)"
 . scripts/env.sh
 scripts/setup.sh
 cargo build --release --locked -p aos-cli
@@ -21,5 +22,8 @@ step "$AOS" -C ../demo-fork log
 step "$AOS" info
 step "$AOS" log
 step "$AOS" fsck
+# AIR, the world's typed control plane, checked and hashed as plain files (PR review, CI).
+step "$AOS" air check "$repo/examples/orders/air"
+step "$AOS" air hash "$repo/examples/orders/air"
 echo
 echo "The world is in $demo (its truth is in $demo/.aos)."

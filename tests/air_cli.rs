@@ -36,7 +36,7 @@ fn json_out(o: &std::process::Output) -> Value {
 
 #[test]
 fn check_accepts_a_good_set_and_warns_about_unfilled_modules() {
-    let good = fixtures().join("good");
+    let good = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/orders/air");
     let o = run(&["air", "check", good.to_str().unwrap(), "--format", "json"]);
     expect_code(&o, 0);
     let v = json_out(&o);
@@ -97,7 +97,7 @@ fn module_flag_fills_the_wasm_hash_and_changes_the_manifest_hash() {
     let d = tempfile::tempdir().unwrap();
     let wasm = d.path().join("orders.wasm");
     std::fs::write(&wasm, b"\0asm\x01\0\0\0").unwrap();
-    let good = fixtures().join("good");
+    let good = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/orders/air");
     let plain = json_out(&run(&[
         "air",
         "hash",
@@ -182,7 +182,7 @@ fn every_corpus_example_checks_except_the_known_bad_one() {
 #[test]
 fn hash_is_stable_and_independent_of_formatting_and_key_order() {
     let d = tempfile::tempdir().unwrap();
-    let good = fixtures().join("good");
+    let good = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/orders/air");
     for f in std::fs::read_dir(&good).unwrap() {
         let f = f.unwrap().path();
         let v: Value = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
