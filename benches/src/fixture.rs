@@ -80,6 +80,7 @@ pub fn build_world(root: &Path, records: u64) -> aos_store::Result<()> {
         public_key: dummy_public_key(),
         secret_key_file: b"test",
         origin: json!({"who": "aos-bench", "via": "aos-bench"}),
+        ..Default::default()
     };
     let mut w = World::create(root, genesis)?;
     let more = records.saturating_sub(w.journal.len());

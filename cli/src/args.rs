@@ -174,12 +174,23 @@ pub enum WorldCommand {
     after_help = "Creates DIR/.aos/ with config.json (format version, world id, receipt \
 public key), a fresh ed25519 receipt signing key (keys/receipts.ed25519, mode 0600), an empty \
 object store and a journal whose first record is world_created. Creation is atomic: an \
-interrupted init leaves no partial world.\n\nExamples:\n  aos init my-world\n  aos init --as alice"
+interrupted init leaves no partial world.\n\nWith --air SRC the AIR sources are validated (every \
+diagnostic is shown; nothing is created if any is an error) and become the genesis manifest: \
+every def and the manifest are stored as objects and world_created names the manifest hash. \
+--module NAME=FILE.wasm checks and stores a compiled reducer and fills that defmodule's \
+wasm_hash, so the manifest hash pins its code.\n\nExamples:\n  aos init my-world\n  \
+aos init --as alice\n  aos init shop --air air/ --module shop/Orders@1=target/orders.wasm"
 )]
 pub struct InitArgs {
     /// Directory to create the world in (created if missing).
     #[arg(value_name = "DIR", default_value = ".")]
     pub dir: PathBuf,
+    /// AIR sources (a directory or file) that become the genesis manifest.
+    #[arg(long, value_name = "SRC")]
+    pub air: Option<PathBuf>,
+    /// Store a compiled reducer and fill that defmodule's wasm_hash (repeatable; needs --air).
+    #[arg(long = "module", value_name = "NAME=FILE.wasm")]
+    pub modules: Vec<String>,
 }
 
 #[derive(Debug, Args)]

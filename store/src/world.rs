@@ -217,6 +217,7 @@ pub struct World {
 }
 
 /// What `create` needs from the caller.
+#[derive(Default)]
 pub struct Genesis<'a> {
     /// `ed25519:<hex>` public key of the receipt signing key.
     pub public_key: String,
@@ -224,6 +225,11 @@ pub struct Genesis<'a> {
     pub secret_key_file: &'a [u8],
     /// Who created the world and through what (`{"who":…, "via":…}`).
     pub origin: Value,
+    /// Objects stored before the genesis record (e.g. the genesis manifest and its
+    /// defs), so the record never names an object the world does not have.
+    pub objects: Vec<Vec<u8>>,
+    /// More fields of the `world_created` body (e.g. `"manifest": "blake3:…"`).
+    pub body: Map<String, Value>,
 }
 
 impl World {
@@ -320,20 +326,31 @@ impl World {
             forked_from: None,
             extra: Map::new(),
         };
-        let body = json!({
+        let mut body = json!({
             "world_id": world_id,
             "format_version": FORMAT_VERSION,
             "receipt_public_key": genesis.public_key,
             "origin": genesis.origin,
         });
+        if let Value::Object(b) = &mut body {
+            for (k, v) in genesis.body {
+                b.entry(k).or_insert(v);
+            }
+        }
         let record = NewRecord {
             at_ns,
             kind: "world_created".into(),
             cause: vec![],
             body,
         };
+        let objects = genesis.objects;
         build_then_rename(&layout, |tmp| {
-            ObjectStore::create(&tmp.objects(), &[])?;
+            let store = ObjectStore::create(&tmp.objects(), &[])?;
+            let mut batch = store.batch();
+            for bytes in &objects {
+                batch.put_bytes(bytes)?;
+            }
+            batch.commit()?;
             write_private(&tmp.receipt_key(), genesis.secret_key_file)?;
             config.write(&tmp.config())?;
             let mut j = Journal::create(&tmp.journal())?;

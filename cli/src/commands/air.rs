@@ -135,7 +135,7 @@ fn exit_soon<T>(value: T) -> &'static T {
     Box::leak(Box::new(value))
 }
 
-fn print_diags(diags: &[Diagnostic]) {
+pub fn print_diags(diags: &[Diagnostic]) {
     let mut err = std::io::stderr().lock();
     for d in diags {
         let _ = writeln!(err, "{d}");

@@ -29,6 +29,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
         &mut emit,
     );
     check_keys(&Layout::new(&root), &mut emit);
+    check_manifest(&root, &mut emit);
     progress.finish();
     let errors = findings
         .iter()
@@ -65,6 +66,37 @@ fn progress_safe_print(f: &Finding) {
         Severity::Note => "note",
     };
     println!("{label}: {}: {} [{}]", f.location, f.what, f.code);
+}
+
+/// The active manifest named by the journal is in the object store and is a manifest.
+fn check_manifest(root: &std::path::Path, emit: &mut dyn FnMut(Finding)) {
+    let Ok(w) = aos_store::world::World::open(root, aos_store::world::Access::Read) else {
+        return; // journal damage is reported by the store checks
+    };
+    let Ok(Some(hash)) = super::active_manifest(&w.journal) else {
+        return;
+    };
+    let location = format!("object {hash} (journal seq 0, world_created.manifest)");
+    let mut err = |code, what: String| {
+        emit(Finding {
+            severity: Severity::Error,
+            code,
+            location: location.clone(),
+            what,
+        })
+    };
+    match w.objects.get_json::<serde_json::Value>(&hash) {
+        Ok(v) if v.get("$kind").and_then(serde_json::Value::as_str) == Some("manifest") => {}
+        Ok(_) => err(
+            "manifest_invalid",
+            "the genesis manifest object is not an AIR manifest".into(),
+        ),
+        Err(aos_store::Error::ObjectNotFound { .. }) => err(
+            "object_missing",
+            "the genesis manifest is missing from the object store".into(),
+        ),
+        Err(e) => err("manifest_invalid", e.to_string()),
+    }
 }
 
 /// The receipt key: present, private, parseable, and matching the config's public key.

@@ -12,6 +12,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
     let mut w = World::open(&root, Access::Read)?;
     warn_all(w.warnings());
     let head = w.journal.head();
+    let manifest = super::active_manifest(&w.journal)?;
     let objects = w.objects.ledger_len()?;
     let c = &w.config;
     if ctx.json() {
@@ -21,6 +22,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
             "format_version": c.format_version,
             "created_at_ns": aos_store::canon::u64_value(c.created_at_ns),
             "head": head.map(|h| json!({"seq": h.seq, "hash": h.hash})),
+            "manifest": manifest.map(|m| m.to_string()),
             "records": w.journal.len(),
             "journal_bytes": w.journal.byte_len(),
             "objects_written": objects,

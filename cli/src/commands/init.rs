@@ -1,22 +1,85 @@
-//! `aos init [DIR]`: create a world with a fresh receipt key and its genesis record.
+//! `aos init [DIR] [--air SRC] [--module NAME=FILE.wasm]…`: create a world with a fresh
+//! receipt key and its genesis record; with `--air`, the validated AIR becomes the
+//! genesis manifest (every def, the manifest and the modules stored as objects first).
+
+use std::path::Path;
 
 use aos_adapters::signing::ReceiptSigner;
+use aos_kernel::wasm::{Limits, Runtime};
 use aos_store::world::{Genesis, World};
-use serde_json::json;
+use aos_store::Hash;
+use serde_json::{json, Map, Value};
 
+use super::air::{load_checked, print_diags};
 use super::{print_json, Ctx};
 use crate::args::InitArgs;
-use crate::exit::Outcome;
+use crate::exit::{user, Outcome, UserError};
+
+/// What `--air` contributes to the genesis: objects to store and the manifest hash.
+struct GenesisAir {
+    objects: Vec<Vec<u8>>,
+    manifest: Hash,
+    defs: usize,
+}
+
+fn genesis_air(src: &Path, modules: &[String]) -> anyhow::Result<GenesisAir> {
+    let (set, assembled, diags) = load_checked(&[src.to_path_buf()], modules)?;
+    print_diags(&diags);
+    let errors = diags.iter().filter(|d| d.is_error()).count();
+    let Some(assembled) = assembled.filter(|_| errors == 0) else {
+        return user(format!(
+            "the AIR in {} has {errors} error{}; nothing was created (see `aos air check {}`)",
+            src.display(),
+            if errors == 1 { "" } else { "s" },
+            src.display()
+        ));
+    };
+    let rt = Runtime::new(None, Limits::default())?;
+    let mut objects = Vec::new();
+    for spec in modules {
+        // load_checked already parsed the spec and read the file.
+        let file = spec.split_once('=').map_or("", |(_, f)| f);
+        let bytes = std::fs::read(file)
+            .map_err(|e| UserError(format!("--module {spec:?}: cannot read {file}: {e}")))?;
+        if let Err(e) = rt.check_module(&bytes) {
+            return Err(UserError(format!("--module {spec:?}: {file} refused: {e}")).into());
+        }
+        objects.push(bytes);
+    }
+    for (_, value) in assembled.defs.values() {
+        objects.push(aos_store::canon::value_to_vec(value)?);
+    }
+    objects.push(aos_store::canon::value_to_vec(&assembled.manifest)?);
+    Ok(GenesisAir {
+        objects,
+        manifest: assembled.manifest_hash,
+        defs: set.defs.len(),
+    })
+}
 
 pub fn run(ctx: &Ctx, args: InitArgs) -> anyhow::Result<Outcome> {
+    if args.air.is_none() && !args.modules.is_empty() {
+        return user("--module fills a defmodule of the genesis AIR; give the AIR with --air SRC");
+    }
+    let air = args
+        .air
+        .as_deref()
+        .map(|src| genesis_air(src, &args.modules))
+        .transpose()?;
     let signer = ReceiptSigner::generate()?;
     let secret = signer.to_file_bytes();
+    let mut body = Map::new();
+    if let Some(a) = &air {
+        body.insert("manifest".into(), Value::String(a.manifest.to_string()));
+    }
     let world = World::create(
         &args.dir,
         Genesis {
             public_key: signer.public_key(),
             secret_key_file: &secret,
             origin: ctx.origin(),
+            objects: air.as_ref().map(|a| a.objects.clone()).unwrap_or_default(),
+            body,
         },
     )?;
     let head = world.journal.head();
@@ -25,6 +88,7 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> anyhow::Result<Outcome> {
             "root": world.layout.root.display().to_string(),
             "world_id": world.config.world_id,
             "head": head.map(|h| json!({"seq": h.seq, "hash": h.hash})),
+            "manifest": air.as_ref().map(|a| a.manifest.to_string()),
             "receipt_public_key": signer.public_key(),
         }))?;
     } else {
@@ -33,6 +97,9 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> anyhow::Result<Outcome> {
             world.config.world_id,
             world.layout.aos.display()
         );
+        if let Some(a) = &air {
+            println!("genesis manifest {} ({} defs)", a.manifest, a.defs);
+        }
         ctx.info("next: `aos blob put FILE` to store a blob, `aos log` to see the journal, `aos fsck` to check it");
     }
     Ok(Outcome::Ok)

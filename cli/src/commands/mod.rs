@@ -124,6 +124,22 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     }
 }
 
+/// The world's active manifest: the genesis manifest named by `world_created`, if the
+/// world was created from AIR. (Governance records that replace it arrive later.)
+pub fn active_manifest(
+    journal: &aos_store::journal::Journal,
+) -> anyhow::Result<Option<aos_store::Hash>> {
+    if journal.is_empty() {
+        return Ok(None);
+    }
+    let (rec, _) = journal.read(0)?;
+    Ok(rec
+        .body
+        .get("manifest")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok()))
+}
+
 /// Print a JSON value on one line to stdout.
 pub fn print_json(v: &Value) -> anyhow::Result<()> {
     use std::io::Write;

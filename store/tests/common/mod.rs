@@ -93,6 +93,7 @@ pub fn genesis() -> Genesis<'static> {
         public_key: format!("ed25519:{}", "0".repeat(64)),
         secret_key_file: b"not a real key; tests only\n",
         origin: json!({"who": "aos-store tests", "via": "cargo test"}),
+        ..Default::default()
     }
 }
 
