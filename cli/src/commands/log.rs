@@ -32,15 +32,27 @@ pub fn run(ctx: &Ctx, args: LogArgs) -> anyhow::Result<Outcome> {
     }
     let since = args.since.unwrap_or(0);
     let mut shown = 0u64;
+    let mut kinds = std::collections::BTreeSet::new();
     let mut seq = w.journal.len();
     while seq > since && args.max_count.is_none_or(|n| shown < n) {
         seq -= 1;
         let (rec, hash) = w.journal.read(seq)?;
         if !matches(&args, &rec) {
+            if kinds.len() < 32 {
+                kinds.insert(rec.kind);
+            }
             continue;
         }
         print_record(ctx, &args, &mut out, &rec, &hash)?;
         shown += 1;
+    }
+    if shown == 0 && !args.kind.is_empty() && !kinds.is_empty() {
+        let kinds: Vec<_> = kinds.into_iter().collect();
+        ctx.info(&format!(
+            "no records of kind {}; kinds present: {}",
+            args.kind.join(", "),
+            kinds.join(", ")
+        ));
     }
     Ok(Outcome::Ok)
 }
