@@ -486,32 +486,3 @@ fn steps_run_concurrently_beyond_the_pool_size() {
         }
     });
 }
-
-/// Timing, not correctness: `cargo test --release -p aos-kernel --test wasm_runtime --
-/// --ignored --nocapture`. Prints the cost of one fresh-instance ABI call of the echo
-/// reducer and how long the default fuel budget lasts in a tight loop.
-#[test]
-#[ignore]
-fn timing() {
-    let rt = Runtime::new(None, Limits::default()).unwrap();
-    let h = load(&rt, &echo(r#"{"n":1}"#));
-    let input = br#"{"ctx":{"cell_mode":false,"key":null,"now_ns":1},"event":{"schema":"demo/Tick@1","value":{}},"state":{"n":1},"version":1}"#;
-    let n = 100_000;
-    let t = std::time::Instant::now();
-    for _ in 0..n {
-        rt.call_step(&h, input).unwrap();
-    }
-    let per = t.elapsed() / n;
-    println!(
-        "echo step: {per:?} per call ({:.0} calls/s)",
-        1.0 / per.as_secs_f64()
-    );
-    let spin = load(&rt, &infinite_loop());
-    let t = std::time::Instant::now();
-    assert!(rt.call_step(&spin, b"{}").is_err());
-    println!(
-        "default fuel ({} units) lasts {:?} in a tight loop",
-        Limits::DEFAULT_FUEL_PER_STEP,
-        t.elapsed()
-    );
-}
