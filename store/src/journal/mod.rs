@@ -216,69 +216,11 @@ impl Journal {
             },
         };
         let mut torn = None;
-        let mut mismatch = None;
         let mut checked_commitment = start.seq > 0;
         if meta.len() > start.offset {
-            let mut f = self.file.try_clone().map_err(io_err("open", &self.path))?;
-            f.seek(SeekFrom::Start(start.offset))
-                .map_err(io_err("seek", &self.path))?;
-            let mut reader = BufReader::with_capacity(1 << 20, f);
-            let mut damage = None;
-            let (tail, head) = (&mut self.tail, &mut self.head);
-            let end = scan(&mut reader, start, |found| match found {
-                Found::Record {
-                    offset,
-                    hash,
-                    record,
-                    line,
-                } => {
-                    if let Some(c) = commitment.filter(|c| c.count == record.seq + 1) {
-                        checked_commitment = true;
-                        // The header vouches for a record ending exactly at its
-                        // verified length; one that does not line up with the file's
-                        // records describes something else and is only rebuilt.
-                        let end = offset + line.len() as u64 + 1;
-                        if end == c.verified_len && hash.0 != c.head_hash {
-                            mismatch = Some((record.seq, offset, hash, Hash(c.head_hash)));
-                            return ControlFlow::Break(());
-                        }
-                    }
-                    tail.push(offset);
-                    *head = Some(Head {
-                        seq: record.seq,
-                        hash,
-                    });
-                    ControlFlow::Continue(())
-                }
-                Found::Damaged { seq, offset, what } => {
-                    damage = Some((seq, offset, what));
-                    ControlFlow::Break(())
-                }
-                Found::Torn { offset, len } => {
-                    torn = Some((offset, len));
-                    ControlFlow::Continue(())
-                }
-            })
-            .map_err(io_err("read journal", &self.path))?;
-            if let Some((seq, offset, what)) = damage {
-                return Err(Error::JournalDamaged {
-                    path: self.path.clone(),
-                    seq,
-                    offset,
-                    what,
-                });
-            }
-            if let Some((seq, offset, now, was)) = mismatch {
-                return Err(Error::JournalDamaged {
-                    path: self.path.clone(),
-                    seq,
-                    offset,
-                    what: format!(
-                        "the record was changed after it was acknowledged: it hashes to {now}, but journal.idx recorded {was} when it was written (if only journal.idx was damaged, delete it)"
-                    ),
-                });
-            }
-            self.len = end.offset;
+            let (t, reached) = self.verify_tail(start, u64::MAX, commitment)?;
+            torn = t;
+            checked_commitment |= reached;
         }
         if let (Some(c), false) = (commitment, checked_commitment) {
             return Err(Error::JournalInconsistent {
@@ -307,6 +249,80 @@ impl Journal {
             self.persist_index();
         }
         Ok(())
+    }
+
+    /// Verify the records from `start` (the end of the verified prefix) to the end of
+    /// the file, reading at most `limit` bytes: each one extends the offsets and moves the
+    /// head. A header `commitment` is checked when its last record goes by. Returns a
+    /// torn tail, if any, and whether the commitment's record was reached. Damage is an
+    /// error naming the seq; nothing is modified.
+    fn verify_tail(
+        &mut self,
+        start: Cursor,
+        limit: u64,
+        commitment: Option<Header>,
+    ) -> Result<(Option<(u64, u64)>, bool)> {
+        let mut f = self.file.try_clone().map_err(io_err("open", &self.path))?;
+        f.seek(SeekFrom::Start(start.offset))
+            .map_err(io_err("seek", &self.path))?;
+        let mut reader = BufReader::with_capacity(1 << 20, f.take(limit));
+        let (mut torn, mut reached, mut damage, mut mismatch) = (None, false, None, None);
+        let (tail, head) = (&mut self.tail, &mut self.head);
+        let end = scan(&mut reader, start, |found| match found {
+            Found::Record {
+                offset,
+                hash,
+                record,
+                line,
+            } => {
+                if let Some(c) = commitment.filter(|c| c.count == record.seq + 1) {
+                    reached = true;
+                    // The header vouches for a record ending exactly at its verified
+                    // length; one that does not line up with the file's records
+                    // describes something else and is only rebuilt.
+                    let end = offset + line.len() as u64 + 1;
+                    if end == c.verified_len && hash.0 != c.head_hash {
+                        mismatch = Some((record.seq, offset, hash, Hash(c.head_hash)));
+                        return ControlFlow::Break(());
+                    }
+                }
+                tail.push(offset);
+                *head = Some(Head {
+                    seq: record.seq,
+                    hash,
+                });
+                ControlFlow::Continue(())
+            }
+            Found::Damaged { seq, offset, what } => {
+                damage = Some((seq, offset, what));
+                ControlFlow::Break(())
+            }
+            Found::Torn { offset, len } => {
+                torn = Some((offset, len));
+                ControlFlow::Continue(())
+            }
+        })
+        .map_err(io_err("read journal", &self.path))?;
+        if let Some((seq, offset, what)) = damage {
+            return Err(Error::JournalDamaged {
+                path: self.path.clone(),
+                seq,
+                offset,
+                what,
+            });
+        }
+        if let Some((seq, offset, now, was)) = mismatch {
+            return Err(Error::JournalDamaged {
+                path: self.path.clone(),
+                seq,
+                offset,
+                what: format!(
+                    "the record was changed after it was acknowledged: it hashes to {now}, but journal.idx recorded {was} when it was written (if only journal.idx was damaged, delete it)"
+                ),
+            });
+        }
+        self.len = end.offset;
+        Ok((torn, reached))
     }
 
     /// The header describing the durable prefix as it stands.
@@ -694,48 +710,14 @@ impl Journal {
         if size <= self.len {
             return Ok(0);
         }
-        let mut f = self.file.try_clone().map_err(io_err("open", &self.path))?;
-        f.seek(SeekFrom::Start(self.len))
-            .map_err(io_err("seek", &self.path))?;
-        let mut reader = BufReader::new(f.take(size - self.len));
         let start = Cursor {
             seq: self.len(),
             prev: self.head.map(|h| h.hash),
             offset: self.len,
         };
         let before = self.len();
-        let mut damage = None;
-        let (tail, head) = (&mut self.tail, &mut self.head);
-        let end = scan(&mut reader, start, |found| match found {
-            Found::Record {
-                offset,
-                hash,
-                record,
-                ..
-            } => {
-                tail.push(offset);
-                *head = Some(Head {
-                    seq: record.seq,
-                    hash,
-                });
-                ControlFlow::Continue(())
-            }
-            Found::Damaged { seq, offset, what } => {
-                damage = Some((seq, offset, what));
-                ControlFlow::Break(())
-            }
-            Found::Torn { .. } => ControlFlow::Continue(()),
-        })
-        .map_err(io_err("read journal", &self.path))?;
-        if let Some((seq, offset, what)) = damage {
-            return Err(Error::JournalDamaged {
-                path: self.path.clone(),
-                seq,
-                offset,
-                what,
-            });
-        }
-        self.len = end.offset;
+        // A torn tail here is an append in progress: it is read on a later refresh.
+        self.verify_tail(start, size - self.len, None)?;
         Ok(self.len() - before)
     }
 
