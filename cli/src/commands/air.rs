@@ -80,7 +80,23 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
 
 /// `--module NAME=FILE.wasm` specs: the module name and the blake3 of the file.
 pub fn module_hashes(specs: &[String]) -> anyhow::Result<BTreeMap<Name, Hash>> {
-    let mut out = BTreeMap::new();
+    Ok(read_modules(specs)?
+        .iter()
+        .map(|m| (m.name.clone(), m.hash))
+        .collect())
+}
+
+/// A module given with `--module NAME=FILE.wasm`, read once.
+pub struct ModuleFile {
+    pub name: Name,
+    pub spec: String,
+    pub hash: Hash,
+    pub bytes: Vec<u8>,
+}
+
+/// Read every `--module NAME=FILE.wasm` spec (the file must start with the WASM header).
+pub fn read_modules(specs: &[String]) -> anyhow::Result<Vec<ModuleFile>> {
+    let mut out = Vec::new();
     for spec in specs {
         let Some((name, file)) = spec.split_once('=') else {
             return user(format!(
@@ -98,7 +114,12 @@ pub fn module_hashes(specs: &[String]) -> anyhow::Result<BTreeMap<Name, Hash>> {
                 "--module {spec:?}: {file} is not a WebAssembly module (no \\0asm header)"
             ));
         }
-        out.insert(name, Hash::of(&bytes));
+        out.push(ModuleFile {
+            name,
+            spec: spec.clone(),
+            hash: Hash::of(&bytes),
+            bytes,
+        });
     }
     Ok(out)
 }
@@ -108,10 +129,17 @@ pub fn load_checked(
     paths: &[PathBuf],
     modules: &[String],
 ) -> anyhow::Result<(AirSet, Option<Assembled>, Vec<Diagnostic>)> {
+    load_checked_with(paths, &module_hashes(modules)?)
+}
+
+/// [`load_checked`] with module hashes already computed.
+pub fn load_checked_with(
+    paths: &[PathBuf],
+    hashes: &BTreeMap<Name, Hash>,
+) -> anyhow::Result<(AirSet, Option<Assembled>, Vec<Diagnostic>)> {
     let sources = read_sources(paths)?;
-    let hashes = module_hashes(modules)?;
     let (mut set, mut diags) = load(&sources);
-    diags.extend(fill_wasm_hashes(&mut set, &hashes));
+    diags.extend(fill_wasm_hashes(&mut set, hashes));
     diags.extend(air_fmt::validate::validate(&set));
     let (assembled, more) = assemble(&set);
     for d in more {

@@ -10,7 +10,7 @@ use aos_store::world::{Genesis, World};
 use aos_store::Hash;
 use serde_json::{json, Map, Value};
 
-use super::air::{load_checked, print_diags};
+use super::air::{load_checked_with, print_diags, read_modules};
 use super::{print_json, Ctx};
 use crate::args::InitArgs;
 use crate::exit::{user, Outcome, UserError};
@@ -23,7 +23,9 @@ struct GenesisAir {
 }
 
 fn genesis_air(src: &Path, modules: &[String]) -> anyhow::Result<GenesisAir> {
-    let (set, assembled, diags) = load_checked(&[src.to_path_buf()], modules)?;
+    let modules = read_modules(modules)?;
+    let hashes = modules.iter().map(|m| (m.name.clone(), m.hash)).collect();
+    let (set, assembled, diags) = load_checked_with(&[src.to_path_buf()], &hashes)?;
     print_diags(&diags);
     let errors = diags.iter().filter(|d| d.is_error()).count();
     let Some(assembled) = assembled.filter(|_| errors == 0) else {
@@ -36,15 +38,11 @@ fn genesis_air(src: &Path, modules: &[String]) -> anyhow::Result<GenesisAir> {
     };
     let rt = Runtime::new(None, Limits::default())?;
     let mut objects = Vec::new();
-    for spec in modules {
-        // load_checked already parsed the spec and read the file.
-        let file = spec.split_once('=').map_or("", |(_, f)| f);
-        let bytes = std::fs::read(file)
-            .map_err(|e| UserError(format!("--module {spec:?}: cannot read {file}: {e}")))?;
-        if let Err(e) = rt.check_module(&bytes) {
-            return Err(UserError(format!("--module {spec:?}: {file} refused: {e}")).into());
+    for m in modules {
+        if let Err(e) = rt.check_module(&m.bytes) {
+            return Err(UserError(format!("--module {:?} refused: {e}", m.spec)).into());
         }
-        objects.push(bytes);
+        objects.push(m.bytes);
     }
     for (_, value) in assembled.defs.values() {
         objects.push(aos_store::canon::value_to_vec(value)?);
