@@ -74,6 +74,89 @@ pub enum Command {
     /// Work with AIR files outside any world: check, format, hash, diff, patch (for PR review and CI).
     #[command(subcommand)]
     Air(AirCommand),
+    /// Inject a domain event, run the world until idle and show what happened.
+    Send(SendArgs),
+    /// Step the world: finish interrupted work, feed an event stream, run until idle.
+    Run(RunArgs),
+    /// Show a reducer's state (a keyed reducer's cell with --key), now or at a past seq.
+    State(StateArgs),
+    /// List the cells (keys) of a keyed reducer.
+    Cells(CellsArgs),
+    /// Store the current state as objects and journal a snapshot record.
+    Snapshot,
+    /// Rebuild the state from the journal and check every derived record; report the first divergence.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "VALUE is JSON in either lens of the schema (sugar such as {\"$tag\":\"Tick\"} or plain numbers and strings, or the tagged form). Write @FILE to read it from a file or - to read it from stdin. The value is validated and canonicalized against SCHEMA before anything is written; a mistyped event is refused (exit 2) and nothing is journaled.\n\nThe event is journaled with every record it causes (reducer steps, domain events routed in turn, effect intents, module errors) in one durable append, then each record is printed. Exit status 1 when a reducer failed on the event (the failure is journaled as module_error and the state is unchanged).\n\nExamples:\n  aos send demo/CounterEvent@1 '{\"$tag\":\"Start\",\"$value\":{\"target\":3}}'\n  aos send notes/Edit@1 @edit.json\n  echo '{\"$tag\":\"Tick\"}' | aos send demo/CounterEvent@1 -"
+)]
+pub struct SendArgs {
+    /// The event's schema, e.g. demo/CounterEvent@1.
+    #[arg(value_name = "SCHEMA")]
+    pub schema: String,
+    /// The event value: JSON, @FILE or - for stdin.
+    #[arg(value_name = "VALUE", allow_hyphen_values = true)]
+    pub value: String,
+    /// The cell key for keyed reducers whose route has no key field (JSON, else text).
+    #[arg(long, value_name = "K")]
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Without --events, run journals any records an interrupted command left out (the consequences of an input whose derivation was cut short) and returns when the world is idle.\n\nWith --events FILE (or - for stdin) every line is an event {\"schema\": NAME, \"value\": VALUE, \"key\": K?}; events are validated, stepped and journaled in batches of --batch events, each batch one durable append. After each batch one line reports how many events are acknowledged (durable); a bad line stops the run with exit 2, naming the line, after the batches before it were journaled."
+)]
+pub struct RunArgs {
+    /// Return once no work is left (the default; effects and timers arrive in a later release).
+    #[arg(long)]
+    pub until_idle: bool,
+    /// Feed events from FILE (JSON lines), or - for stdin.
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+    /// Events per durable append when feeding --events.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub batch: usize,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The state is rebuilt from the latest snapshot (or the state cache) and the journal after it. With --at SEQ it is the state as of that record, replayed from the newest snapshot at or before it.\n\nExamples:\n  aos state demo/CounterSM@1\n  aos state notes/Notebook@1 --key '\"n1\"'\n  aos state demo/CounterSM@1 --at 12 --format json"
+)]
+pub struct StateArgs {
+    /// The reducer (module name), e.g. demo/CounterSM@1.
+    #[arg(value_name = "REDUCER")]
+    pub reducer: String,
+    /// The cell key of a keyed reducer (JSON, else text).
+    #[arg(long, value_name = "K")]
+    pub key: Option<String>,
+    /// Show the state as of this journal seq.
+    #[arg(long, value_name = "SEQ")]
+    pub at: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct CellsArgs {
+    /// The keyed reducer (module name).
+    #[arg(value_name = "REDUCER")]
+    pub reducer: String,
+    /// List the cells as of this journal seq.
+    #[arg(long, value_name = "SEQ")]
+    pub at: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Replay feeds the journal's inputs (injected events, and later receipts and governance decisions) through the kernel, re-derives every other record and compares it with the journal, byte for byte. It writes nothing. On the first mismatch it prints the seq, the recorded and the re-derived record side by side with a diff, and the module involved, and exits 1.\n\nBy default replay starts at the latest snapshot; --from-genesis starts at seq 0; --verify starts at seq 0 and also checks that every snapshot record names the state replay reaches there."
+)]
+pub struct ReplayArgs {
+    /// Start at seq 0 instead of the latest snapshot.
+    #[arg(long)]
+    pub from_genesis: bool,
+    /// Replay from genesis and check every snapshot's state hash on the way.
+    #[arg(long)]
+    pub verify: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -167,6 +250,8 @@ pub enum WorldCommand {
     Init(InitArgs),
     /// Fork a world (same as `aos fork`).
     Fork(ForkArgs),
+    /// Rebuild and check a world's state from its journal (same as `aos replay`).
+    Replay(ReplayArgs),
 }
 
 #[derive(Debug, Args)]
@@ -191,6 +276,13 @@ pub struct InitArgs {
     /// Store a compiled reducer and fill that defmodule's wasm_hash (repeatable; needs --air).
     #[arg(long = "module", value_name = "NAME=FILE.wasm")]
     pub modules: Vec<String>,
+    /// Fuel budget of one reducer step (about one unit per WASM instruction); recorded in
+    /// the genesis record so replay runs under the same limit.
+    #[arg(long, value_name = "N")]
+    pub fuel_per_step: Option<u64>,
+    /// Largest linear memory of a reducer instance, in MiB; recorded like --fuel-per-step.
+    #[arg(long, value_name = "MIB")]
+    pub memory_mib: Option<u64>,
 }
 
 #[derive(Debug, Args)]

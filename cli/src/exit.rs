@@ -47,6 +47,13 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         if let Some(s) = e.downcast_ref::<aos_store::Error>() {
             return if s.is_user_error() { 2 } else { 1 };
         }
+        if let Some(k) = e.downcast_ref::<aos_kernel::KernelError>() {
+            return match k {
+                aos_kernel::KernelError::Refused(_) => 2,
+                aos_kernel::KernelError::Store(s) if s.is_user_error() => 2,
+                _ => 1,
+            };
+        }
     }
     1
 }

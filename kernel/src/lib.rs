@@ -2,7 +2,14 @@
 //! engine, capability and policy gates, the effect manager, governance, shadow runs,
 //! replay and the why graph. It reads and writes only through `aos-store` and
 //! understands definitions only through `air-fmt`.
-//!
-//! Later issues fill this crate; it is present so the architecture is visible.
 
+pub mod error;
+pub mod manifest;
+pub mod records;
+pub mod replay;
+pub mod session;
+pub mod state;
+pub mod stepper;
 pub mod wasm;
+
+pub use error::{KernelError, Result};

@@ -112,7 +112,9 @@ impl Counter {
 
     fn contract(&self) -> Contract<'_> {
         let mut c = Contract::new(&self.schemas, TypeExpr::Ref(name("demo/CounterState@1")));
-        c.event = Some(TypeExpr::Ref(name("demo/CounterEvent@1")));
+        c.event = Some(std::borrow::Cow::Owned(TypeExpr::Ref(name(
+            "demo/CounterEvent@1",
+        ))));
         c
     }
 

@@ -43,8 +43,8 @@ fn schemas() -> BTreeMap<Name, TypeExpr> {
 
 fn contract(s: &BTreeMap<Name, TypeExpr>) -> Contract<'_> {
     let mut c = Contract::new(s, TypeExpr::Ref(name("demo/State@1")));
-    c.domain_events.insert(name("demo/Ping@1"));
-    c.effects.insert(
+    c.domain_events.to_mut().insert(name("demo/Ping@1"));
+    c.effects.to_mut().insert(
         "timer.set".into(),
         ty(json!({"record": {"deliver_at_ns": {"time": {}}, "key": {"option": {"text": {}}}}})),
     );
@@ -125,7 +125,7 @@ fn contract_event_type_checks_the_input_event() {
     let h = load(&rt, &echo("null"));
     let s = schemas();
     let mut c = contract(&s);
-    c.event = Some(TypeExpr::Ref(name("demo/Event@1")));
+    c.event = Some(std::borrow::Cow::Owned(TypeExpr::Ref(name("demo/Event@1"))));
     let schema = name("demo/Event@1");
     let event = json!({"by": "-3"});
     let out = run_reducer_step(&rt, &h, &c, &input(&schema, &event, InputState::Null), 3).unwrap();

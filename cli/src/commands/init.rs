@@ -70,6 +70,20 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> anyhow::Result<Outcome> {
     if let Some(a) = &air {
         body.insert("manifest".into(), Value::String(a.manifest.to_string()));
     }
+    let mut limits = Limits::default();
+    if let Some(f) = args.fuel_per_step {
+        if f == 0 {
+            return user("--fuel-per-step must be at least 1");
+        }
+        limits.fuel_per_step = f;
+    }
+    if let Some(m) = args.memory_mib {
+        if !(1..=4096).contains(&m) {
+            return user("--memory-mib must be between 1 and 4096 (a 32-bit WASM memory holds at most 4 GiB)");
+        }
+        limits.memory_bytes = (m as usize) << 20;
+    }
+    body.insert("limits".into(), aos_kernel::state::limits_json(&limits));
     let world = World::create(
         &args.dir,
         Genesis {

@@ -10,6 +10,10 @@ mod info;
 mod init;
 mod log;
 mod module;
+mod replay;
+mod send;
+mod session;
+mod state;
 
 use std::path::PathBuf;
 
@@ -121,6 +125,12 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Fsck => fsck::run(&ctx),
         Command::Module(ModuleCommand::Add(a)) => module::add(&ctx, a),
         Command::Air(c) => air::run(&ctx, c),
+        Command::Send(a) => send::send(&ctx, a),
+        Command::Run(a) => send::run(&ctx, a),
+        Command::State(a) => state::state(&ctx, a),
+        Command::Cells(a) => state::cells(&ctx, a),
+        Command::Snapshot => state::snapshot(&ctx),
+        Command::Replay(a) | Command::World(WorldCommand::Replay(a)) => replay::run(&ctx, a),
     }
 }
 

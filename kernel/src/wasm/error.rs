@@ -105,7 +105,7 @@ impl Fault {
     }
 }
 
-pub(crate) fn show_diags(diags: &[Diagnostic]) -> String {
+pub fn show_diags(diags: &[Diagnostic]) -> String {
     let shown: Vec<String> = diags
         .iter()
         .take(5)

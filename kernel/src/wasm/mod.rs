@@ -20,7 +20,7 @@ mod error;
 mod reducer;
 mod runtime;
 
-pub use error::{Fault, Phase, StepError, WasmError};
+pub use error::{show_diags, Fault, Phase, StepError, WasmError};
 pub use reducer::{
     encode_input, parse_output, run_reducer_step, Contract, DomainEvent, EffectIntent, InputState,
     ReducerInput, ReducerOutput,

@@ -7,6 +7,7 @@
 //! everything but `state` optional (absent or `null`); unknown fields are refused so a
 //! misspelt `domain_event` is an error, not a silent drop.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use air_fmt::value::{canonicalize, Schemas};
@@ -48,13 +49,13 @@ pub struct ReducerInput<'a> {
 pub struct Contract<'a> {
     pub schemas: &'a dyn Schemas,
     /// The state type (usually `TypeExpr::Ref` of the reducer's state schema).
-    pub state: TypeExpr,
+    pub state: Cow<'a, TypeExpr>,
     /// When given, the input event is validated and canonicalized against it first.
-    pub event: Option<TypeExpr>,
+    pub event: Option<Cow<'a, TypeExpr>>,
     /// Schemas of the domain events the reducer may emit.
-    pub domain_events: BTreeSet<Name>,
+    pub domain_events: Cow<'a, BTreeSet<Name>>,
     /// Effect kinds the reducer may emit, with the type of each one's params.
-    pub effects: BTreeMap<String, TypeExpr>,
+    pub effects: Cow<'a, BTreeMap<String, TypeExpr>>,
 }
 
 impl<'a> Contract<'a> {
@@ -62,10 +63,10 @@ impl<'a> Contract<'a> {
     pub fn new(schemas: &'a dyn Schemas, state: TypeExpr) -> Contract<'a> {
         Contract {
             schemas,
-            state,
+            state: Cow::Owned(state),
             event: None,
-            domain_events: BTreeSet::new(),
-            effects: BTreeMap::new(),
+            domain_events: Cow::Owned(BTreeSet::new()),
+            effects: Cow::Owned(BTreeMap::new()),
         }
     }
 }

@@ -1,0 +1,50 @@
+//! Journal record kinds the kernel writes and reads, and which of them are inputs.
+//!
+//! Inputs (roots and receipts) are authoritative: replay feeds them to the kernel.
+//! Everything else is derived: replay re-derives it and compares it with the journal.
+
+use aos_store::journal::Record;
+
+pub const WORLD_CREATED: &str = "world_created";
+pub const FORKED_FROM: &str = "forked_from";
+pub const DOMAIN_EVENT: &str = "domain_event";
+pub const REDUCER_STEPPED: &str = "reducer_stepped";
+pub const MODULE_ERROR: &str = "module_error";
+pub const ROUTE_ERROR: &str = "route_error";
+pub const EFFECT_INTENT: &str = "effect_intent";
+pub const CASCADE_STOPPED: &str = "cascade_stopped";
+pub const SNAPSHOT: &str = "snapshot";
+
+/// Kinds that are always inputs, whatever their cause links.
+const INPUT_KINDS: &[&str] = &[
+    WORLD_CREATED,
+    FORKED_FROM,
+    SNAPSHOT,
+    "effect_receipt",
+    "proposed",
+    "shadow_report",
+    "approved",
+    "rejected",
+    "applied",
+];
+
+/// Whether replay feeds this record to the kernel (an input) or re-derives it.
+pub fn is_input(kind: &str, cause: &[u64]) -> bool {
+    if kind == DOMAIN_EVENT {
+        return cause.is_empty();
+    }
+    INPUT_KINDS.contains(&kind)
+}
+
+pub fn record_is_input(r: &Record) -> bool {
+    is_input(&r.kind, &r.cause)
+}
+
+/// Fields of a derived record's body that replay does not compare: human text that may
+/// change between builds of the WASM engine while the outcome stays the same.
+pub fn uncompared_fields(kind: &str) -> &'static [&'static str] {
+    match kind {
+        MODULE_ERROR => &["message"],
+        _ => &[],
+    }
+}

@@ -1,0 +1,256 @@
+//! The world state the stepper keeps: the manifest in force, the step limits, and every
+//! reducer's state (one value, or one cell per key). Its snapshot form is content
+//! addressed: each state is an object, a keyed reducer's cells sit behind a cell-index
+//! object, and the snapshot object naming all of them is the world's state hash.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use air_fmt::Name;
+use aos_store::canon;
+use aos_store::Hash;
+use serde_json::{json, Map, Value};
+
+use crate::wasm::Limits;
+
+/// A state value as canonical JSON bytes, with their hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blob {
+    pub bytes: Arc<[u8]>,
+    pub hash: Hash,
+}
+
+impl Blob {
+    pub fn new(bytes: Vec<u8>) -> Blob {
+        let hash = Hash::of(&bytes);
+        Blob {
+            bytes: bytes.into(),
+            hash,
+        }
+    }
+
+    pub fn value(&self) -> Result<Value, String> {
+        serde_json::from_slice(&self.bytes)
+            .map_err(|e| format!("state {} is not JSON: {e}", self.hash))
+    }
+}
+
+/// One cell of a keyed reducer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    /// The key value (canonical against the key schema).
+    pub key: Value,
+    pub state: Blob,
+}
+
+/// What one reducer holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReducerState {
+    Single(Blob),
+    /// Cells by the canonical JSON bytes of their key.
+    Cells(BTreeMap<Vec<u8>, Cell>),
+}
+
+/// Everything derived state the kernel keeps between inputs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorldState {
+    pub manifest: Option<Hash>,
+    pub limits: Limits,
+    pub reducers: BTreeMap<Name, ReducerState>,
+}
+
+/// A snapshot as objects: the snapshot value and every object it names.
+pub struct SnapshotObjects {
+    pub snapshot: Value,
+    pub bytes: Vec<u8>,
+    pub hash: Hash,
+    /// States and cell indexes, by hash.
+    pub objects: Vec<(Hash, Arc<[u8]>)>,
+}
+
+impl WorldState {
+    pub fn new(limits: Limits) -> WorldState {
+        WorldState {
+            manifest: None,
+            limits,
+            reducers: BTreeMap::new(),
+        }
+    }
+
+    /// The snapshot value and its objects. The snapshot's hash is the state hash.
+    pub fn snapshot(&self) -> SnapshotObjects {
+        let mut objects = Vec::new();
+        let mut reducers = Map::new();
+        for (name, st) in &self.reducers {
+            let entry = match st {
+                ReducerState::Single(b) => {
+                    objects.push((b.hash, b.bytes.clone()));
+                    json!({ "state": b.hash })
+                }
+                ReducerState::Cells(cells) => {
+                    let mut list = Vec::with_capacity(cells.len());
+                    for c in cells.values() {
+                        objects.push((c.state.hash, c.state.bytes.clone()));
+                        list.push(json!({ "key": c.key, "state": c.state.hash }));
+                    }
+                    let index = cell_index_bytes(&list);
+                    let hash = Hash::of(&index);
+                    objects.push((hash, index.into()));
+                    json!({ "cells": hash, "count": cells.len() })
+                }
+            };
+            reducers.insert(name.to_string(), entry);
+        }
+        let snapshot = json!({
+            "version": 1,
+            "manifest": self.manifest,
+            "limits": limits_json(&self.limits),
+            "reducers": reducers,
+            "open_work": [],
+        });
+        let bytes = canon::value_to_vec(&snapshot).unwrap_or_default();
+        let hash = Hash::of(&bytes);
+        SnapshotObjects {
+            snapshot,
+            bytes,
+            hash,
+            objects,
+        }
+    }
+
+    /// The state hash: the hash of the snapshot object this state would write.
+    pub fn hash(&self) -> Hash {
+        self.snapshot().hash
+    }
+
+    /// Rebuild a state from a snapshot value, fetching the objects it names.
+    pub fn from_snapshot(
+        snapshot: &Value,
+        fetch: &mut dyn FnMut(&Hash) -> Result<Vec<u8>, String>,
+    ) -> Result<WorldState, String> {
+        if snapshot.get("version").and_then(Value::as_u64) != Some(1) {
+            return Err("unknown snapshot version (this aos reads version 1)".into());
+        }
+        let manifest = match snapshot.get("manifest") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(hash_field(v, "manifest")?),
+        };
+        let limits = limits_from_json(snapshot.get("limits").unwrap_or(&Value::Null))?;
+        let mut reducers = BTreeMap::new();
+        let list = snapshot
+            .get("reducers")
+            .and_then(Value::as_object)
+            .ok_or("the snapshot has no `reducers` object")?;
+        for (name, entry) in list {
+            let name = Name::parse(name).map_err(|e| format!("reducer {name:?}: {e}"))?;
+            let st = if let Some(h) = entry.get("state") {
+                ReducerState::Single(fetch_blob(fetch, &hash_field(h, "state")?)?)
+            } else if let Some(h) = entry.get("cells") {
+                let index = fetch_blob(fetch, &hash_field(h, "cells")?)?;
+                let index: Value = serde_json::from_slice(&index.bytes)
+                    .map_err(|e| format!("cell index of {name} is not JSON: {e}"))?;
+                let mut cells = BTreeMap::new();
+                for c in index
+                    .get("cells")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| format!("cell index of {name} has no `cells` list"))?
+                {
+                    let key = c.get("key").cloned().unwrap_or(Value::Null);
+                    let state = fetch_blob(
+                        fetch,
+                        &hash_field(c.get("state").unwrap_or(&Value::Null), "state")?,
+                    )?;
+                    let kb = canon::value_to_vec(&key).map_err(|e| e.to_string())?;
+                    cells.insert(kb, Cell { key, state });
+                }
+                ReducerState::Cells(cells)
+            } else {
+                return Err(format!("reducer {name} has neither `state` nor `cells`"));
+            };
+            reducers.insert(name, st);
+        }
+        Ok(WorldState {
+            manifest,
+            limits,
+            reducers,
+        })
+    }
+}
+
+fn cell_index_bytes(list: &[Value]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + list.len() * 96);
+    out.extend_from_slice(br#"{"cells":["#);
+    for (i, c) in list.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        // Keys and hashes are canonical values already; this cannot fail.
+        let _ = canon::write_value(&mut out, c);
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
+fn fetch_blob(
+    fetch: &mut dyn FnMut(&Hash) -> Result<Vec<u8>, String>,
+    hash: &Hash,
+) -> Result<Blob, String> {
+    let bytes = fetch(hash)?;
+    let blob = Blob::new(bytes);
+    if blob.hash != *hash {
+        return Err(format!("object {hash} hashes to {}", blob.hash));
+    }
+    Ok(blob)
+}
+
+fn hash_field(v: &Value, what: &str) -> Result<Hash, String> {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("`{what}` is {v}, not a hash"))
+}
+
+/// The limits as recorded in the genesis record and in snapshots.
+pub fn limits_json(l: &Limits) -> Value {
+    json!({
+        "fuel_per_step": canon::u64_value(l.fuel_per_step),
+        "memory_bytes": canon::u64_value(l.memory_bytes as u64),
+        "table_elements": canon::u64_value(l.table_elements as u64),
+        "max_output_bytes": canon::u64_value(l.max_output_bytes as u64),
+    })
+}
+
+/// Read recorded limits; absent fields take the defaults (`null` means all defaults).
+pub fn limits_from_json(v: &Value) -> Result<Limits, String> {
+    let mut l = Limits::default();
+    if v.is_null() {
+        return Ok(l);
+    }
+    let o = v.as_object().ok_or("`limits` must be an object")?;
+    let get = |k: &str| -> Result<Option<u64>, String> {
+        match o.get(k) {
+            None => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| format!("limits.{k} must be a whole number")),
+            Some(Value::String(s)) => s
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("limits.{k} must be a whole number")),
+            Some(other) => Err(format!("limits.{k} is {other}; it must be a whole number")),
+        }
+    };
+    if let Some(x) = get("fuel_per_step")? {
+        l.fuel_per_step = x;
+    }
+    if let Some(x) = get("memory_bytes")? {
+        l.memory_bytes = x as usize;
+    }
+    if let Some(x) = get("table_elements")? {
+        l.table_elements = x as usize;
+    }
+    if let Some(x) = get("max_output_bytes")? {
+        l.max_output_bytes = x as usize;
+    }
+    Ok(l)
+}

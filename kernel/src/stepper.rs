@@ -1,0 +1,603 @@
+//! The stepper: takes one input record and derives, in a deterministic order, every
+//! record it causes. A domain event is routed (`routing.events`) to each listening
+//! reducer in manifest order; each step's domain events are routed in turn, breadth
+//! first, until the world is idle. Derived records carry the input's `at_ns` and the
+//! seqs of the records that caused them, so re-deriving reproduces them byte for byte.
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use air_fmt::value::canonicalize;
+use air_fmt::{Name, TypeExpr};
+use aos_store::canon;
+use aos_store::journal::{NewRecord, Record};
+use aos_store::objects::ObjectStore;
+use aos_store::Hash;
+use serde_json::{json, Map, Value};
+
+use crate::error::{KernelError, Result};
+use crate::manifest::{ActiveManifest, Route};
+use crate::records::*;
+use crate::state::{limits_from_json, Blob, Cell, ReducerState, WorldState};
+use crate::wasm::{
+    run_reducer_step, Contract, InputState, Limits, ReducerInput, Runtime, StepError,
+};
+
+/// The most reducer steps one input may cause; a cascade beyond it (reducers feeding
+/// each other forever) is stopped and journaled as `cascade_stopped`.
+pub const MAX_STEPS_PER_INPUT: usize = 10_000;
+
+/// A change to one reducer state, kept for the last input so a state can be shown as
+/// of a seq inside its cascade.
+#[derive(Debug)]
+struct Change {
+    seq: u64,
+    reducer: Name,
+    key: Option<Vec<u8>>,
+    old: Option<Slot>,
+}
+
+#[derive(Debug)]
+enum Slot {
+    Single(Blob),
+    Cell(Cell),
+}
+
+/// The deterministic core: the runtime, the manifest in force and the world state.
+pub struct Kernel {
+    pub rt: Runtime,
+    cache_dir: Option<PathBuf>,
+    pub manifest: Option<Arc<ActiveManifest>>,
+    pub state: WorldState,
+    changes: Vec<Change>,
+}
+
+/// One event to route: its record seq, schema and canonical value.
+struct Pending {
+    seq: u64,
+    schema: Name,
+    value: Value,
+    key: Option<Value>,
+}
+
+impl Kernel {
+    pub fn new(cache_dir: Option<PathBuf>, limits: Limits) -> Result<Kernel> {
+        Ok(Kernel {
+            rt: Runtime::new(cache_dir.clone(), limits)?,
+            cache_dir,
+            manifest: None,
+            state: WorldState::new(limits),
+            changes: Vec::new(),
+        })
+    }
+
+    /// Replace the state (from a snapshot), loading its manifest and limits.
+    pub fn restore(&mut self, objects: &ObjectStore, state: WorldState) -> Result<()> {
+        self.set_limits(state.limits)?;
+        self.manifest = match &state.manifest {
+            Some(h) => Some(Arc::new(ActiveManifest::load(objects, h)?)),
+            None => None,
+        };
+        self.state = state;
+        self.changes.clear();
+        Ok(())
+    }
+
+    fn set_limits(&mut self, limits: Limits) -> Result<()> {
+        if *self.rt.limits() != limits {
+            self.rt = Runtime::new(self.cache_dir.clone(), limits)?;
+        }
+        self.state.limits = limits;
+        Ok(())
+    }
+
+    /// Handle the input record at `seq`; returns the records it derives, to be
+    /// journaled right after it (their seqs are `seq + 1` onwards).
+    pub fn process(
+        &mut self,
+        objects: &ObjectStore,
+        seq: u64,
+        rec: &Record,
+    ) -> Result<Vec<NewRecord>> {
+        self.changes.clear();
+        match rec.kind.as_str() {
+            WORLD_CREATED if seq == 0 => {
+                self.genesis(objects, rec)?;
+                Ok(Vec::new())
+            }
+            DOMAIN_EVENT => self.domain_event(objects, seq, rec),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    fn genesis(&mut self, objects: &ObjectStore, rec: &Record) -> Result<()> {
+        let bad = |reason: String| KernelError::Record {
+            seq: 0,
+            kind: rec.kind.clone(),
+            reason,
+        };
+        let limits =
+            limits_from_json(rec.body.get("limits").unwrap_or(&Value::Null)).map_err(bad)?;
+        let mut state = WorldState::new(limits);
+        if let Some(m) = rec.body.get("manifest") {
+            state.manifest = Some(
+                m.as_str()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| bad(format!("`manifest` is {m}, not a hash")))?,
+            );
+        }
+        self.restore(objects, state)
+    }
+
+    /// Check an event before it is journaled: the schema is known, the value has its
+    /// type, and every keyed route finds its key. Returns the canonical value.
+    pub fn prepare_event(
+        &self,
+        schema: &Name,
+        value: &Value,
+        key: Option<&Value>,
+    ) -> Result<(Value, Option<Value>)> {
+        let Some(m) = &self.manifest else {
+            return Err(KernelError::Refused(
+                "this world has no manifest, so no reducer can take events; create it with `aos init --air DIR`".into(),
+            ));
+        };
+        let Some(ty) = m.schema_ty(schema) else {
+            let known: Vec<String> = m.routes.keys().map(|n| n.to_string()).collect();
+            return Err(KernelError::Refused(format!(
+                "schema {schema} is not in the world's manifest (events routed: {})",
+                if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        };
+        let _ = ty;
+        let canonical =
+            canonicalize(value, &TypeExpr::Ref(schema.clone()), &m.schemas()).map_err(|d| {
+                KernelError::Refused(format!(
+                    "the value is not a {schema}: {}",
+                    crate::wasm::show_diags(&d)
+                ))
+            })?;
+        let mut key_out = None;
+        for route in m.routes_of(schema) {
+            let Some(red) = m.reducer(&route.reducer) else {
+                continue;
+            };
+            let Some(ks) = &red.key_schema else { continue };
+            let from_field = route
+                .key_path
+                .as_ref()
+                .and_then(|p| extract(&canonical, p))
+                .cloned();
+            let given = match key {
+                Some(k) => Some(
+                    canonicalize(k, &TypeExpr::Ref(ks.clone()), &m.schemas()).map_err(|d| {
+                        KernelError::Refused(format!(
+                            "--key is not a {ks} (the key schema of {}): {}",
+                            red.name,
+                            crate::wasm::show_diags(&d)
+                        ))
+                    })?,
+                ),
+                None => None,
+            };
+            match (&from_field, &given) {
+                (Some(f), Some(g)) if f != g => {
+                    return Err(KernelError::Refused(format!(
+                        "--key {g} disagrees with the event's key field `{}` ({f}) for {}",
+                        route.key_path.as_deref().unwrap_or_default().join("."),
+                        red.name
+                    )))
+                }
+                (None, None) => {
+                    return Err(KernelError::Refused(format!(
+                        "{} is keyed by {ks}, but the event has no key at `{}`; give the field a value or pass --key K",
+                        red.name,
+                        route.key_path.as_deref().unwrap_or_default().join(".")
+                    )))
+                }
+                _ => {}
+            }
+            if from_field.is_none() {
+                key_out = given;
+            }
+        }
+        if key.is_some()
+            && key_out.is_none()
+            && !m.routes_of(schema).iter().any(|r| {
+                m.reducer(&r.reducer)
+                    .is_some_and(|red| red.key_schema.is_some())
+            })
+        {
+            return Err(KernelError::Refused(format!(
+                "--key was given, but no keyed reducer takes {schema}"
+            )));
+        }
+        Ok((canonical, key_out))
+    }
+
+    fn domain_event(
+        &mut self,
+        objects: &ObjectStore,
+        seq: u64,
+        rec: &Record,
+    ) -> Result<Vec<NewRecord>> {
+        let bad = |reason: String| KernelError::Record {
+            seq,
+            kind: rec.kind.clone(),
+            reason,
+        };
+        let Some(m) = self.manifest.clone() else {
+            return Err(bad("the world has no manifest to route it".into()));
+        };
+        let schema = rec
+            .body
+            .get("schema")
+            .and_then(Value::as_str)
+            .and_then(|s| Name::parse(s).ok())
+            .ok_or_else(|| bad("the body has no valid `schema`".into()))?;
+        let value = rec.body.get("value").unwrap_or(&Value::Null);
+        let value =
+            canonicalize(value, &TypeExpr::Ref(schema.clone()), &m.schemas()).map_err(|d| {
+                bad(format!(
+                    "the value is not a {schema}: {}",
+                    crate::wasm::show_diags(&d)
+                ))
+            })?;
+        let key = rec.body.get("key").cloned();
+        let mut out = Vec::new();
+        let mut queue = VecDeque::from([Pending {
+            seq,
+            schema,
+            value,
+            key,
+        }]);
+        let mut steps = 0usize;
+        while let Some(ev) = queue.pop_front() {
+            for route in m.routes_of(&ev.schema) {
+                if steps == MAX_STEPS_PER_INPUT {
+                    out.push(derived(rec, CASCADE_STOPPED, vec![ev.seq], json!({
+                        "event": canon::u64_value(seq),
+                        "steps": steps,
+                        "reason": format!("more than {MAX_STEPS_PER_INPUT} reducer steps followed from one input; the rest were not run (do reducers emit events to each other in a loop?)"),
+                    })));
+                    return Ok(out);
+                }
+                steps += 1;
+                self.step(objects, &m, route, &ev, seq, rec, &mut out, &mut queue)?;
+            }
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &mut self,
+        objects: &ObjectStore,
+        m: &ActiveManifest,
+        route: &Route,
+        ev: &Pending,
+        base: u64,
+        input: &Record,
+        out: &mut Vec<NewRecord>,
+        queue: &mut VecDeque<Pending>,
+    ) -> Result<()> {
+        let Some(red) = m.reducer(&route.reducer) else {
+            return Ok(());
+        };
+        // The seq the first record of this step will get.
+        let next = base + 1 + out.len() as u64;
+        let reducer_s = red.name.to_string();
+        let key = if red.key_schema.is_some() {
+            let k = match &route.key_path {
+                Some(p) => extract(&ev.value, p).cloned(),
+                None => None,
+            }
+            .or_else(|| ev.key.clone());
+            match k {
+                Some(k) => Some(k),
+                None => {
+                    out.push(derived(input, ROUTE_ERROR, vec![ev.seq], json!({
+                        "event": canon::u64_value(ev.seq),
+                        "reducer": reducer_s,
+                        "reason": format!("{} is keyed, but the event has no key at `{}`", red.name, route.key_path.as_deref().unwrap_or_default().join(".")),
+                    })));
+                    return Ok(());
+                }
+            }
+        } else {
+            None
+        };
+        let key_bytes = match &key {
+            Some(k) => Some(canon::value_to_vec(k).map_err(|e| KernelError::Step(e.to_string()))?),
+            None => None,
+        };
+        self.ensure_loaded(objects, &red.module)?;
+        let current: Option<&Blob> = match (self.state.reducers.get(&red.name), &key_bytes) {
+            (Some(ReducerState::Single(b)), None) => Some(b),
+            (Some(ReducerState::Cells(cells)), Some(kb)) => cells.get(kb).map(|c| &c.state),
+            _ => None,
+        };
+        let wrapped;
+        let event = match &route.arm {
+            Some(tag) => {
+                wrapped = json!({ "$tag": tag, "$value": ev.value });
+                &wrapped
+            }
+            None => &ev.value,
+        };
+        let schemas = m.schemas();
+        let contract = Contract {
+            schemas: &schemas,
+            state: Cow::Borrowed(&red.state_ty),
+            event: None,
+            domain_events: Cow::Borrowed(&m.emittable),
+            effects: Cow::Borrowed(&red.effects),
+        };
+        let step_input = ReducerInput {
+            state: current.map_or(InputState::Null, |b| InputState::Canonical(&b.bytes)),
+            event_schema: &red.event_schema,
+            event,
+            now_ns: input.at_ns,
+            key: key.as_ref(),
+            cell_mode: red.key_schema.is_some(),
+        };
+        let result = run_reducer_step(&self.rt, &red.module, &contract, &step_input, ev.seq);
+        let mut body = Map::new();
+        body.insert("event".into(), canon::u64_value(ev.seq));
+        body.insert("reducer".into(), Value::String(reducer_s.clone()));
+        body.insert("module".into(), Value::String(red.module.to_string()));
+        if let Some(k) = &key {
+            body.insert("key".into(), k.clone());
+        }
+        let output = match result {
+            Ok(o) => o,
+            Err(StepError::Fault { fault, .. }) => {
+                body.insert("code".into(), json!(fault.code()));
+                body.insert(
+                    "message".into(),
+                    json!(format!("module {} {fault}", red.module)),
+                );
+                out.push(derived(
+                    input,
+                    MODULE_ERROR,
+                    vec![ev.seq],
+                    Value::Object(body),
+                ));
+                return Ok(());
+            }
+            Err(e @ StepError::Kernel { .. }) => return Err(KernelError::Step(e.to_string())),
+        };
+        let new_state = match &output.state {
+            Some(v) => Some(Blob::new(
+                canon::value_to_vec(v).map_err(|e| KernelError::Step(e.to_string()))?,
+            )),
+            None => None,
+        };
+        body.insert(
+            "state".into(),
+            new_state
+                .as_ref()
+                .map_or(Value::Null, |b| Value::String(b.hash.to_string())),
+        );
+        if let Some(a) = &output.ann {
+            body.insert("ann".into(), a.clone());
+        }
+        out.push(derived(
+            input,
+            REDUCER_STEPPED,
+            vec![ev.seq],
+            Value::Object(body),
+        ));
+        self.apply(next, &red.name, key.as_ref(), key_bytes, new_state);
+        let origin = {
+            let mut o = Map::new();
+            o.insert("reducer".into(), Value::String(reducer_s.clone()));
+            if let Some(k) = &key {
+                o.insert("key".into(), k.clone());
+            }
+            Value::Object(o)
+        };
+        for d in output.domain_events {
+            let this = base + 1 + out.len() as u64;
+            out.push(derived(
+                input,
+                DOMAIN_EVENT,
+                vec![next],
+                json!({
+                    "schema": d.schema,
+                    "value": d.value,
+                    "emitted_by": origin,
+                }),
+            ));
+            queue.push_back(Pending {
+                seq: this,
+                schema: d.schema,
+                value: d.value,
+                key: None,
+            });
+        }
+        for (i, e) in output.effects.into_iter().enumerate() {
+            let mut origin = origin.clone();
+            if let Value::Object(o) = &mut origin {
+                o.insert("kind".into(), json!("reducer"));
+                o.insert(
+                    "name".into(),
+                    o.get("reducer").cloned().unwrap_or(Value::Null),
+                );
+                o.remove("reducer");
+            }
+            let idem = Hash::of(
+                &canon::value_to_vec(
+                    &json!({"origin": origin, "cause": canon::u64_value(next), "index": i}),
+                )
+                .unwrap_or_default(),
+            );
+            let intent = json!({
+                "kind": e.kind,
+                "params": e.params,
+                "cap_slot": e.cap_slot,
+                "idempotency_key": idem,
+            });
+            let intent_hash = Hash::of(&canon::value_to_vec(&intent).unwrap_or_default());
+            out.push(derived(
+                input,
+                EFFECT_INTENT,
+                vec![next],
+                json!({
+                    "kind": e.kind,
+                    "params": e.params,
+                    "cap_slot": e.cap_slot,
+                    "idempotency_key": idem,
+                    "intent_hash": intent_hash,
+                    "origin": origin,
+                }),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Kernel {
+    fn ensure_loaded(&self, objects: &ObjectStore, module: &Hash) -> Result<()> {
+        if self.rt.load_cached(module)? {
+            return Ok(());
+        }
+        let bytes = objects.get(module)?;
+        self.rt.load(module, &bytes)?;
+        Ok(())
+    }
+
+    /// Set a reducer's (or cell's) state, remembering the old one for `undo_after`.
+    fn apply(
+        &mut self,
+        seq: u64,
+        reducer: &Name,
+        key: Option<&Value>,
+        key_bytes: Option<Vec<u8>>,
+        new: Option<Blob>,
+    ) {
+        let old = match (&key_bytes, key) {
+            (Some(kb), Some(k)) => {
+                let entry = self
+                    .state
+                    .reducers
+                    .entry(reducer.clone())
+                    .or_insert_with(|| ReducerState::Cells(Default::default()));
+                if let ReducerState::Single(_) = entry {
+                    *entry = ReducerState::Cells(Default::default());
+                }
+                let ReducerState::Cells(cells) = entry else {
+                    return;
+                };
+                let old = match new {
+                    Some(state) => cells.insert(
+                        kb.clone(),
+                        Cell {
+                            key: k.clone(),
+                            state,
+                        },
+                    ),
+                    None => cells.remove(kb),
+                };
+                if cells.is_empty() {
+                    self.state.reducers.remove(reducer);
+                }
+                old.map(Slot::Cell)
+            }
+            _ => {
+                let old = match new {
+                    Some(b) => self
+                        .state
+                        .reducers
+                        .insert(reducer.clone(), ReducerState::Single(b)),
+                    None => self.state.reducers.remove(reducer),
+                };
+                match old {
+                    Some(ReducerState::Single(b)) => Some(Slot::Single(b)),
+                    _ => None,
+                }
+            }
+        };
+        self.changes.push(Change {
+            seq,
+            reducer: reducer.clone(),
+            key: key_bytes,
+            old,
+        });
+    }
+
+    /// Undo the last input's state changes made by records after `seq`, so the state is
+    /// as of `seq` even when it falls inside a cascade.
+    pub fn undo_after(&mut self, seq: u64) {
+        while self.changes.last().is_some_and(|c| c.seq > seq) {
+            let Some(c) = self.changes.pop() else { break };
+            match (c.key, c.old) {
+                (Some(kb), old) => {
+                    let entry = self
+                        .state
+                        .reducers
+                        .entry(c.reducer.clone())
+                        .or_insert_with(|| ReducerState::Cells(Default::default()));
+                    if let ReducerState::Cells(cells) = entry {
+                        match old {
+                            Some(Slot::Cell(cell)) => {
+                                cells.insert(kb, cell);
+                            }
+                            _ => {
+                                cells.remove(&kb);
+                            }
+                        }
+                        if cells.is_empty() {
+                            self.state.reducers.remove(&c.reducer);
+                        }
+                    }
+                }
+                (None, Some(Slot::Single(b))) => {
+                    self.state
+                        .reducers
+                        .insert(c.reducer, ReducerState::Single(b));
+                }
+                (None, _) => {
+                    self.state.reducers.remove(&c.reducer);
+                }
+            }
+        }
+    }
+
+    /// A reducer's state (for a keyed reducer: the cell of `key`).
+    pub fn state_of(&self, reducer: &Name, key: Option<&Value>) -> Option<&Blob> {
+        match (self.state.reducers.get(reducer)?, key) {
+            (ReducerState::Single(b), None) => Some(b),
+            (ReducerState::Cells(cells), Some(k)) => {
+                let kb = canon::value_to_vec(k).ok()?;
+                cells.get(&kb).map(|c| &c.state)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A derived record: the input's time, the given cause and body.
+fn derived(input: &Record, kind: &str, cause: Vec<u64>, body: Value) -> NewRecord {
+    NewRecord {
+        at_ns: input.at_ns,
+        kind: kind.to_string(),
+        cause,
+        body,
+    }
+}
+
+/// The value at a `key_field` path (`$value` steps into a variant arm).
+pub fn extract<'v>(value: &'v Value, path: &[String]) -> Option<&'v Value> {
+    let mut v = value;
+    for seg in path {
+        v = v.get(seg.as_str())?;
+    }
+    Some(v)
+}
