@@ -1,29 +1,39 @@
 #!/usr/bin/env bash
-# Build aos and walk through a world end to end on the local-directory default:
-# create a world, store a blob, read it back, fork it, show the journal and check it.
+# Build aos and the counter reducer, then run a world end to end on the local-directory
+# default: create it from AIR, send events, show the state and the journal, replay and
+# verify it, and check it with fsck. Pass a directory to keep the world there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
 . scripts/env.sh
 scripts/setup.sh
 cargo build --release --locked -p aos-cli
+scripts/build-reducers.sh >/dev/null
 AOS="$CARGO_TARGET_DIR/release/aos"
-demo="${1:-$(mktemp -d)/demo-world}"
+COUNTER="$CARGO_TARGET_DIR/reducers/counter.wasm"
+demo="${1:-$(mktemp -d)/counter-world}"
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 
-step "$AOS" init "$demo"
+# A world whose genesis manifest is the counter example's AIR, with its compiled reducer.
+step "$AOS" init "$demo" --air "$repo/examples/counter/air" --module "demo/CounterSM@1=$COUNTER"
 cd "$demo"
-printf 'hello from aos\n' > greeting.txt
-step "$AOS" blob put greeting.txt
-hash=$("$AOS" blob put greeting.txt)
-step "$AOS" cat-object "$hash"
-step "$AOS" fork . ../demo-fork
-step "$AOS" -C ../demo-fork log
-step "$AOS" info
-step "$AOS" log
+step "$AOS" send demo/CounterEvent@1 '{"$tag":"Start","$value":{"target":3}}'
+step "$AOS" send demo/CounterEvent@1 '{"$tag":"Tick"}'
+step "$AOS" send demo/CounterEvent@1 '{"$tag":"Tick"}'
+step "$AOS" state demo/CounterSM@1
+step "$AOS" send demo/CounterEvent@1 '{"$tag":"Tick"}'
+step "$AOS" state demo/CounterSM@1
+# A mistyped event is refused (exit 2) and nothing is journaled.
+printf '\n\033[1m$ %s\033[0m\n' "$AOS send demo/CounterEvent@1 '{\"\$tag\":\"Tock\"}'"
+if "$AOS" send demo/CounterEvent@1 '{"$tag":"Tock"}'; then
+    echo "a mistyped event was accepted" >&2
+    exit 1
+fi
+step "$AOS" state demo/CounterSM@1 --at 4
+step "$AOS" snapshot
+step "$AOS" log -n 4
+step "$AOS" replay --verify
 step "$AOS" fsck
-# AIR, the world's typed control plane, checked and hashed as plain files (PR review, CI).
-step "$AOS" air check "$repo/examples/orders/air"
-step "$AOS" air hash "$repo/examples/orders/air"
+step "$AOS" info
 echo
 echo "The world is in $demo (its truth is in $demo/.aos)."

@@ -30,6 +30,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
     );
     check_keys(&Layout::new(&root), &mut emit);
     check_manifest(&root, &mut emit);
+    check_snapshots(&root, &mut emit);
     progress.finish();
     let errors = findings
         .iter()
@@ -86,7 +87,12 @@ fn check_manifest(root: &std::path::Path, emit: &mut dyn FnMut(Finding)) {
         })
     };
     match w.objects.get_json::<serde_json::Value>(&hash) {
-        Ok(v) if v.get("$kind").and_then(serde_json::Value::as_str) == Some("manifest") => {}
+        Ok(v) if v.get("$kind").and_then(serde_json::Value::as_str) == Some("manifest") => {
+            // Every def it names is present and the set hashes to the manifest's name.
+            if let Err(e) = aos_kernel::manifest::ActiveManifest::load(&w.objects, &hash) {
+                err("manifest_invalid", e.to_string());
+            }
+        }
         Ok(_) => err(
             "manifest_invalid",
             "the genesis manifest object is not an AIR manifest".into(),
@@ -96,6 +102,42 @@ fn check_manifest(root: &std::path::Path, emit: &mut dyn FnMut(Finding)) {
             "the genesis manifest is missing from the object store".into(),
         ),
         Err(e) => err("manifest_invalid", e.to_string()),
+    }
+}
+
+/// Every snapshot in the index is a snapshot record of the journal, and its object and
+/// every state and cell index it names are present and intact.
+fn check_snapshots(root: &std::path::Path, emit: &mut dyn FnMut(Finding)) {
+    let Ok(w) = aos_store::world::World::open(root, aos_store::world::Access::Read) else {
+        return;
+    };
+    let index = w.layout.snapshots().join("index");
+    for (seq, hash) in aos_kernel::session::read_snapshot_index(&index) {
+        let location = format!("snapshot {hash} (journal seq {seq})");
+        let mut err = |code, what: String| {
+            emit(Finding {
+                severity: Severity::Error,
+                code,
+                location: location.clone(),
+                what,
+            })
+        };
+        match w.journal.read(seq) {
+            Ok((rec, _))
+                if rec.kind == "snapshot"
+                    && rec.body.get("snapshot").and_then(serde_json::Value::as_str)
+                        == Some(hash.to_string().as_str()) => {}
+            _ => {
+                err(
+                    "snapshot_index",
+                    format!("snapshots/index names seq {seq}, which is not this snapshot's record; delete .aos/snapshots/index (opening then replays from genesis; the next `aos snapshot` starts a new index)"),
+                );
+                continue;
+            }
+        }
+        if let Err(e) = aos_kernel::session::load_snapshot_object(&w.objects, &hash) {
+            err("snapshot_invalid", format!("{e}; `aos replay --verify` re-derives the state, and `aos snapshot` writes a new one"));
+        }
     }
 }
 

@@ -82,6 +82,10 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> anyhow::Result<Outcome> {
             return user("--memory-mib must be between 1 and 4096 (a 32-bit WASM memory holds at most 4 GiB)");
         }
         limits.memory_bytes = (m as usize) << 20;
+        limits.max_output_bytes = limits.max_output_bytes.min(limits.memory_bytes / 2);
+    }
+    if let Err(e) = Runtime::new(None, limits) {
+        return user(format!("these limits cannot run reducers: {e}"));
     }
     body.insert("limits".into(), aos_kernel::state::limits_json(&limits));
     let world = World::create(
@@ -112,7 +116,11 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> anyhow::Result<Outcome> {
         if let Some(a) = &air {
             println!("genesis manifest {} ({} defs)", a.manifest, a.defs);
         }
-        ctx.info("next: `aos blob put FILE` to store a blob, `aos log` to see the journal, `aos fsck` to check it");
+        if air.is_some() {
+            ctx.info("next: `aos send SCHEMA VALUE` to inject an event, `aos state REDUCER` to see a reducer's state, `aos log` to see the journal");
+        } else {
+            ctx.info("next: `aos blob put FILE` to store a blob, `aos log` to see the journal, `aos fsck` to check it");
+        }
     }
     Ok(Outcome::Ok)
 }

@@ -69,10 +69,12 @@ pub fn state(ctx: &Ctx, args: StateArgs) -> anyhow::Result<Outcome> {
     let (name, keyed) = reducer(&s, &args.reducer)?;
     let key = args.key.as_deref().map(json_or_text);
     match (keyed, &key) {
-        (true, None) => return Err(UserError(format!(
+        (true, None) => {
+            return Err(UserError(format!(
             "{name} is keyed (one cell per key); pass --key K (`aos cells {name}` lists the keys)"
         ))
-        .into()),
+            .into())
+        }
         (false, Some(_)) => {
             return Err(UserError(format!("{name} is not keyed; drop --key")).into())
         }
