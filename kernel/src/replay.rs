@@ -225,3 +225,78 @@ pub fn difference(want: &NewRecord, got: &Record) -> Option<String> {
         fields.join(", ")
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rec(kind: &str, body: Value) -> Record {
+        Record {
+            seq: 5,
+            prev: None,
+            at_ns: 7,
+            kind: kind.into(),
+            cause: vec![4],
+            body,
+        }
+    }
+
+    fn new(kind: &str, body: Value) -> NewRecord {
+        NewRecord {
+            at_ns: 7,
+            kind: kind.into(),
+            cause: vec![4],
+            body,
+        }
+    }
+
+    #[test]
+    fn identical_records_agree_and_any_field_differs() {
+        let body = json!({"event": 4, "reducer": "a/R@1", "state": "blake3:00"});
+        assert_eq!(
+            difference(
+                &new("reducer_stepped", body.clone()),
+                &rec("reducer_stepped", body.clone())
+            ),
+            None
+        );
+        let other = json!({"event": 4, "reducer": "a/R@1", "state": "blake3:01"});
+        let why = difference(
+            &new("reducer_stepped", body.clone()),
+            &rec("reducer_stepped", other),
+        )
+        .unwrap();
+        assert!(why.contains("`state`"), "{why}");
+        let why = difference(
+            &new("module_error", body.clone()),
+            &rec("reducer_stepped", body.clone()),
+        )
+        .unwrap();
+        assert!(why.contains("module_error"), "{why}");
+        let mut late = new("reducer_stepped", body.clone());
+        late.at_ns = 8;
+        assert!(difference(&late, &rec("reducer_stepped", body.clone()))
+            .unwrap()
+            .contains("at_ns"));
+        let mut cause = new("reducer_stepped", body.clone());
+        cause.cause = vec![3];
+        assert!(difference(&cause, &rec("reducer_stepped", body))
+            .unwrap()
+            .contains("cause"));
+    }
+
+    #[test]
+    fn module_error_messages_are_not_compared_but_codes_are() {
+        let a = json!({"event": 4, "code": "trap", "message": "trapped: unreachable at 0x12"});
+        let b =
+            json!({"event": 4, "code": "trap", "message": "trapped: unreachable (another engine)"});
+        assert_eq!(
+            difference(&new("module_error", a.clone()), &rec("module_error", b)),
+            None
+        );
+        let c =
+            json!({"event": 4, "code": "out_of_fuel", "message": "trapped: unreachable at 0x12"});
+        assert!(difference(&new("module_error", a), &rec("module_error", c)).is_some());
+    }
+}

@@ -254,3 +254,101 @@ pub fn limits_from_json(v: &Value) -> Result<Limits, String> {
     }
     Ok(l)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blob(v: Value) -> Blob {
+        Blob::new(canon::value_to_vec(&v).unwrap())
+    }
+
+    fn sample() -> WorldState {
+        let mut s = WorldState::new(Limits {
+            fuel_per_step: 12_345,
+            ..Limits::default()
+        });
+        s.manifest = Some(Hash::of(b"manifest"));
+        s.reducers.insert(
+            Name::parse("a/Single@1").unwrap(),
+            ReducerState::Single(blob(json!({"n": 1}))),
+        );
+        let mut cells = BTreeMap::new();
+        for k in ["b", "a", "c"] {
+            let key = json!(k);
+            cells.insert(
+                canon::value_to_vec(&key).unwrap(),
+                Cell {
+                    key,
+                    state: blob(json!({"title": k})),
+                },
+            );
+        }
+        s.reducers.insert(
+            Name::parse("a/Cells@1").unwrap(),
+            ReducerState::Cells(cells),
+        );
+        s
+    }
+
+    #[test]
+    fn a_snapshot_round_trips_through_its_objects() {
+        let s = sample();
+        let snap = s.snapshot();
+        let objects: BTreeMap<Hash, Vec<u8>> =
+            snap.objects.iter().map(|(h, b)| (*h, b.to_vec())).collect();
+        // Two states of the cells, one single state... every object hashes to its name.
+        for (h, b) in &objects {
+            assert_eq!(Hash::of(b), *h);
+        }
+        let mut fetch = |h: &Hash| {
+            objects
+                .get(h)
+                .cloned()
+                .ok_or_else(|| format!("missing {h}"))
+        };
+        let back = WorldState::from_snapshot(&snap.snapshot, &mut fetch).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(back.hash(), s.hash());
+        assert_eq!(
+            snap.hash,
+            Hash::of(&canon::value_to_vec(&snap.snapshot).unwrap())
+        );
+    }
+
+    #[test]
+    fn the_state_hash_changes_with_any_state_and_with_the_limits() {
+        let s = sample();
+        let mut t = sample();
+        if let Some(ReducerState::Cells(c)) = t.reducers.get_mut(&Name::parse("a/Cells@1").unwrap())
+        {
+            let first = c.values_mut().next().unwrap();
+            first.state = blob(json!({"title": "changed"}));
+        }
+        assert_ne!(s.hash(), t.hash());
+        let mut u = sample();
+        u.limits.fuel_per_step += 1;
+        assert_ne!(s.hash(), u.hash());
+    }
+
+    #[test]
+    fn a_snapshot_with_a_forged_object_is_refused() {
+        let s = sample();
+        let snap = s.snapshot();
+        let mut fetch = |_: &Hash| Ok(b"{\"n\":2}".to_vec());
+        let err = WorldState::from_snapshot(&snap.snapshot, &mut fetch).unwrap_err();
+        assert!(err.contains("hashes to"), "{err}");
+    }
+
+    #[test]
+    fn limits_read_back_and_bad_limits_are_named() {
+        let l = Limits {
+            fuel_per_step: u64::MAX,
+            ..Limits::default()
+        };
+        assert_eq!(limits_from_json(&limits_json(&l)).unwrap(), l);
+        assert_eq!(limits_from_json(&Value::Null).unwrap(), Limits::default());
+        let err = limits_from_json(&json!({"fuel_per_step": -1})).unwrap_err();
+        assert!(err.contains("fuel_per_step"), "{err}");
+    }
+}
