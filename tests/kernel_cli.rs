@@ -431,3 +431,24 @@ fn limits_are_recorded_at_genesis() {
         assert!(!d.path().join("x/.aos").exists());
     }
 }
+
+#[test]
+fn a_fork_ends_where_the_world_was_idle_and_steps_on_its_own() {
+    let (d, root) = counter_world(&[]);
+    for v in [START3, TICK] {
+        expect_code(&aos(&root, &["send", EVENT, v]), 0);
+    }
+    // seq 3 is the Tick, seq 4 its step: forking at 3 would cut the step off.
+    let o = aos(d.path(), &["fork", "w", "f", "--at", "3"]);
+    expect_code(&o, 2);
+    assert!(stderr(&o).contains("fork at 4"), "{}", stderr(&o));
+    assert!(!d.path().join("f").exists());
+    expect_code(&aos(d.path(), &["fork", "w", "f", "--at", "2"]), 0);
+    let fork = d.path().join("f");
+    expect_code(&aos(&fork, &["replay", "--verify"]), 0);
+    assert_eq!(state(&fork, &[])["remaining"], 3);
+    expect_code(&aos(&fork, &["send", EVENT, TICK]), 0);
+    expect_code(&aos(&fork, &["send", EVENT, TICK]), 0);
+    assert_eq!(state(&fork, &[])["remaining"], 1);
+    assert_eq!(state(&root, &[])["remaining"], 2, "the source is untouched");
+}

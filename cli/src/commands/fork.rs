@@ -6,10 +6,48 @@ use serde_json::json;
 
 use super::{print_json, Ctx};
 use crate::args::ForkArgs;
-use crate::exit::Outcome;
+use crate::exit::{Outcome, UserError};
+
+/// A fork must end where the world was idle: after an input and everything it caused,
+/// never between an input and its derived records (the fork could not re-derive them).
+fn check_fork_point(src: &std::path::Path, at: u64) -> anyhow::Result<()> {
+    let w = aos_store::world::World::open(src, aos_store::world::Access::Read)?;
+    if at + 1 >= w.journal.len() {
+        return Ok(()); // the head, or past it (the store names the error)
+    }
+    let (next, _) = w.journal.read(at + 1)?;
+    if aos_kernel::records::record_is_input(&next) {
+        return Ok(());
+    }
+    // Find the end of the cascade and the input that started it.
+    let mut end = at + 1;
+    for item in w.journal.iter_from(at + 2)? {
+        let (r, _) = item?;
+        if aos_kernel::records::record_is_input(&r) {
+            break;
+        }
+        end = r.seq;
+    }
+    let mut start = at;
+    while start > 0 {
+        let (r, _) = w.journal.read(start)?;
+        if aos_kernel::records::record_is_input(&r) {
+            break;
+        }
+        start -= 1;
+    }
+    Err(UserError(format!(
+        "--at {at} falls inside the records caused by the input at seq {start} (they end at seq {end}); fork at {end} to include them, or at {} to stop before that input",
+        start.saturating_sub(1)
+    ))
+    .into())
+}
 
 pub fn run(ctx: &Ctx, args: ForkArgs) -> anyhow::Result<Outcome> {
     let src = aos_store::world::discover(&args.src)?;
+    if let Some(at) = args.at {
+        check_fork_point(&src, at)?;
+    }
     let signer = ReceiptSigner::generate()?;
     let secret = signer.to_file_bytes();
     let progress = ctx.progress();
