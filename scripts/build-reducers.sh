@@ -46,21 +46,29 @@ else
     build_args+=(-Zbuild-std=core,alloc)
 fi
 
-built=0
-for dir in examples/*/reducer; do
-    [ -f "$dir/Cargo.toml" ] || continue
-    name=$(basename "$(dirname "$dir")")
-    crate=$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$dir/Cargo.toml" | head -1)
-    echo "== build $dir"
+# build DIR NAME [PACKAGE]: build the reducer crate in DIR (or PACKAGE of that workspace)
+# and copy its module to $out_dir/NAME.wasm.
+build() {
+    local dir=$1 name=$2 pkg=${3:-} crate
+    crate=${pkg:-$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$dir/Cargo.toml" | head -1)}
+    echo "== build $dir${pkg:+ -p $pkg}"
     (
         cd "$dir"
-        env "${build_env[@]}" CARGO_TARGET_DIR="$out_dir/target" cargo "${build_args[@]}"
+        env "${build_env[@]}" CARGO_TARGET_DIR="$out_dir/target" cargo "${build_args[@]}" ${pkg:+-p "$pkg"}
     )
-    wasm="$out_dir/target/wasm32-unknown-unknown/release/${crate//-/_}.wasm"
+    local wasm="$out_dir/target/wasm32-unknown-unknown/release/${crate//-/_}.wasm"
     [ -f "$wasm" ] || { echo "no module at $wasm" >&2; exit 1; }
     cp "$wasm" "$out_dir/$name.wasm.tmp"
     mv "$out_dir/$name.wasm.tmp" "$out_dir/$name.wasm"
     echo "$out_dir/$name.wasm"
+}
+
+built=0
+for dir in examples/*/reducer; do
+    [ -f "$dir/Cargo.toml" ] || continue
+    build "$dir" "$(basename "$(dirname "$dir")")"
     built=$((built + 1))
 done
 [ "$built" -gt 0 ] || { echo "no examples/*/reducer found" >&2; exit 1; }
+# The notebook's second reducer (notes/Archive@1) is a member of the same workspace.
+build examples/notebook/reducer notebook-archive notebook-archive

@@ -29,7 +29,9 @@
 //! allocator: every step runs in a fresh instance, so nothing needs to live long), a
 //! panic handler that traps (`unreachable`), and [`reducer!`] emits the `alloc` and
 //! `step` exports. On other targets everything but the exports compiles too, so the
-//! step logic can be unit-tested on the host with [`run_json`].
+//! step logic can be unit-tested on the host with [`run_json`]. A `#![no_std]` reducer
+//! crate needs `#[cfg(not(target_arch = "wasm32"))] extern crate std;` for `cargo test`
+//! on the host to link (std then supplies the allocator and panic handler there).
 //!
 //! **Errors.** When the input cannot be decoded into `Option<S>`, `E` and [`Ctx`] (a bug
 //! in the reducer's types, or a state written by another version), `step` does not trap:

@@ -48,7 +48,7 @@ pub fn summary(kind: &str, body: &Value) -> String {
     match kind {
         DOMAIN_EVENT => format!("{} {}{key}", s("schema"), compact(body.get("value"))),
         REDUCER_STEPPED => match body.get("state") {
-            Some(Value::Null) | None => format!("{}{key} → state deleted", s("reducer")),
+            Some(Value::Null) | None => format!("{}{key} → no state (null)", s("reducer")),
             _ => format!("{}{key} → state {}", s("reducer"), short("state")),
         },
         MODULE_ERROR => format!(
