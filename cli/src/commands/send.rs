@@ -108,6 +108,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> anyhow::Result<Outcome> {
         ));
     }
     let Some(path) = &args.events else {
+        s.snapshot_if_due()?;
         let head = s.world.journal.head().map_or(0, |h| h.seq);
         s.finish()?;
         if ctx.json() {
