@@ -6,46 +6,13 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{aos, expect_code, stderr, stdout};
+use common::{aos, counter_wasm, expect_code, repo, stderr, stdout};
 use serde_json::{json, Value};
 
 const EVENT: &str = "demo/CounterEvent@1";
 const REDUCER: &str = "demo/CounterSM@1";
 const START3: &str = r#"{"$tag":"Start","$value":{"target":3}}"#;
 const TICK: &str = r#"{"$tag":"Tick"}"#;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The counter module: `$AOS_COUNTER_WASM`, else `$CARGO_TARGET_DIR/reducers/`, else
-/// the reducers directory of this test's target dir.
-fn counter_wasm() -> PathBuf {
-    let mut tried = Vec::new();
-    if let Some(p) = std::env::var_os("AOS_COUNTER_WASM") {
-        tried.push(PathBuf::from(p));
-    }
-    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
-        tried.push(PathBuf::from(t).join("reducers/counter.wasm"));
-    }
-    if let Some(t) = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.ancestors().nth(3).map(Path::to_path_buf))
-    {
-        tried.push(t.join("reducers/counter.wasm"));
-    }
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    if let Some(h) = home {
-        tried.push(h.join(".cache/aos/target/reducers/counter.wasm"));
-    }
-    tried
-        .iter()
-        .find(|p| p.is_file())
-        .cloned()
-        .unwrap_or_else(|| {
-            panic!("counter.wasm not found (tried {tried:?}); run scripts/build-reducers.sh")
-        })
-}
 
 /// A counter world in a temp dir.
 fn counter_world(extra: &[&str]) -> (tempfile::TempDir, PathBuf) {

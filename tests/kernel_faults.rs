@@ -40,40 +40,6 @@ const COUNTER_EVENT: &str = "demo/CounterEvent@1";
 // Shared helpers
 // ---------------------------------------------------------------------------------------
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace root")
-        .to_path_buf()
-}
-
-/// The built counter reducer, found as `kernel/tests/counter_reducer.rs` finds it.
-fn counter_wasm() -> PathBuf {
-    let mut tried = Vec::new();
-    if let Some(p) = std::env::var_os("AOS_COUNTER_WASM") {
-        tried.push(PathBuf::from(p));
-    }
-    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
-        tried.push(PathBuf::from(t).join("reducers/counter.wasm"));
-    }
-    // The test binary lives at <target>/<profile>/deps/<name>.
-    if let Some(t) = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.ancestors().nth(3).map(Path::to_path_buf))
-    {
-        tried.push(t.join("reducers/counter.wasm"));
-    }
-    for p in &tried {
-        if p.is_file() {
-            return p.clone();
-        }
-    }
-    panic!(
-        "the counter reducer is not built (looked at {tried:?}); run scripts/build-reducers.sh \
-         with the same CARGO_TARGET_DIR (scripts/env.sh sets it), or set AOS_COUNTER_WASM to a built counter.wasm"
-    );
-}
-
 /// A counter world at `dir/w` made from `examples/counter`.
 fn counter_world(dir: &Path) -> PathBuf {
     let air = repo().join("examples/counter/air");

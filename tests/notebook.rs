@@ -14,53 +14,13 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{aos, expect_code, stderr, stdout};
+use common::{aos, expect_code, reducer_wasm, repo, stderr, stdout};
 use serde_json::{json, Value};
 
 const EVENT: &str = "notes/NoteEvent@1";
 const ARCHIVED: &str = "notes/NoteArchived@1";
 const NOTEBOOK: &str = "notes/Notebook@1";
 const ARCHIVE: &str = "notes/Archive@1";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// A built reducer module: `$ENV_VAR`, else `reducers/FILE` under the target dirs.
-fn reducer_wasm(file: &str, env_var: &str) -> PathBuf {
-    let mut tried = Vec::new();
-    if let Some(p) = std::env::var_os(env_var) {
-        tried.push(PathBuf::from(p));
-    }
-    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
-        tried.push(PathBuf::from(t).join("reducers").join(file));
-    }
-    // The test binary lives at <target>/<profile>/deps/<name>.
-    if let Some(t) = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.ancestors().nth(3).map(Path::to_path_buf))
-    {
-        tried.push(t.join("reducers").join(file));
-    }
-    // scripts/env.sh's default CARGO_TARGET_DIR.
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
-    if let Some(c) = cache {
-        tried.push(c.join("aos/target/reducers").join(file));
-    }
-    tried.dedup();
-    match tried.iter().find(|p| p.is_file()) {
-        Some(p) => {
-            eprintln!("using {}", p.display());
-            p.clone()
-        }
-        None => panic!(
-            "{file} is not built (looked at {tried:?}); run scripts/build-reducers.sh with the \
-             same CARGO_TARGET_DIR (scripts/env.sh sets it), or set {env_var} to a built {file}"
-        ),
-    }
-}
 
 /// A notebook world in a temp dir; returns (tempdir guard, world root).
 fn notebook_world() -> (tempfile::TempDir, PathBuf) {

@@ -123,3 +123,48 @@ pub fn tree_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// The workspace root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A reducer module built by `scripts/build-reducers.sh` (`FILE` like `counter.wasm`):
+/// `$ENV_VAR`, else `reducers/FILE` under `$CARGO_TARGET_DIR`, this test's target dir,
+/// and the scripts' default target dir. A missing module fails the test, saying how to
+/// build it.
+pub fn reducer_wasm(file: &str, env_var: &str) -> PathBuf {
+    let mut tried = Vec::new();
+    if let Some(p) = std::env::var_os(env_var) {
+        tried.push(PathBuf::from(p));
+    }
+    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
+        tried.push(PathBuf::from(t).join("reducers").join(file));
+    }
+    // The test binary lives at <target>/<profile>/deps/<name>.
+    if let Some(t) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.ancestors().nth(3).map(Path::to_path_buf))
+    {
+        tried.push(t.join("reducers").join(file));
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
+    if let Some(c) = cache {
+        tried.push(c.join("aos/target/reducers").join(file));
+    }
+    tried.dedup();
+    match tried.iter().find(|p| p.is_file()) {
+        Some(p) => p.clone(),
+        None => panic!(
+            "{file} is not built (looked at {tried:?}); run scripts/build-reducers.sh with the \
+             same CARGO_TARGET_DIR (scripts/env.sh sets it), or set {env_var} to a built {file}"
+        ),
+    }
+}
+
+/// The counter example's module.
+pub fn counter_wasm() -> PathBuf {
+    reducer_wasm("counter.wasm", "AOS_COUNTER_WASM")
+}
