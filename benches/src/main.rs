@@ -1,7 +1,7 @@
 //! `aos-bench`: measures aos and a baseline in the same run and prints the ratio.
 //!
 //! ```text
-//! aos-bench objects|journal|open|fsck|fork|air|all [--quick] [--dir DIR] [--json] [--strict]
+//! aos-bench objects|journal|open|fsck|fork|air|kernel|all [--quick] [--dir DIR] [--json] [--strict]
 //! ```
 //!
 //! Each benchmark lives in its own module; fixtures (worlds with many records) are built
@@ -13,6 +13,7 @@ mod fixture;
 mod fork;
 mod fsck;
 mod journal;
+mod kernel;
 mod mem;
 mod objects;
 mod open;
@@ -29,7 +30,7 @@ use serde_json::json;
 #[global_allocator]
 static ALLOC: mem::Counting = mem::Counting;
 
-const USAGE: &str = "usage: aos-bench <objects|journal|open|fsck|fork|air|all>... [--quick] [--dir DIR] [--json] [--strict]
+const USAGE: &str = "usage: aos-bench <objects|journal|open|fsck|fork|air|kernel|all>... [--quick] [--dir DIR] [--json] [--strict]
 
   objects   write 1 KiB and 1 MiB files to the object store vs `git hash-object -w --stdin-paths`;
             hashing vs raw blake3 and b3sum
@@ -39,14 +40,18 @@ const USAGE: &str = "usage: aos-bench <objects|journal|open|fsck|fork|air|all>..
   fork      fork of a world with 100k objects and 1M records vs cp -a
   air       load + validate + assemble of 1k- and 10k-def AIR sets vs serde_json and blake3;
             diff of two 10k-def sets; `aos air check` / `aos air diff` as processes
+  kernel    replay of 1M counter events vs a bare wasmtime loop; replay memory at 250k
+            and 1M; `aos send` of one event as a process vs `git commit`
   all       every benchmark above, in that order
 
-  --quick   smaller sizes, fewer runs (about 65 s in all, 50 s of it `air`)
+  --quick   smaller sizes, fewer runs
   --dir DIR where to create the scratch directory (default: the current directory)
   --json    print one JSON document instead of tables (progress still goes to stderr)
   --strict  exit with status 1 when a target is missed";
 
-const ALL: [&str; 6] = ["objects", "journal", "open", "fsck", "fork", "air"];
+const ALL: [&str; 7] = [
+    "objects", "journal", "open", "fsck", "fork", "air", "kernel",
+];
 
 struct Args {
     benches: Vec<String>,
@@ -158,6 +163,7 @@ fn run_one(
         "fsck" => fsck::run_bench(fx),
         "fork" => fork::run_bench(fx),
         "air" => air::run_bench(scratch, args.quick),
+        "kernel" => kernel::run_bench(scratch, args.quick),
         _ => unreachable!("checked by parse_args"),
     }
 }

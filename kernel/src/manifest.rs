@@ -26,6 +26,9 @@ pub struct Reducer {
     pub key_schema: Option<Name>,
     /// Micro-effect kinds it may emit, with their params types.
     pub effects: BTreeMap<String, TypeExpr>,
+    /// The name and module hash as JSON strings, as every step record carries them.
+    pub name_json: Value,
+    pub module_json: Value,
 }
 
 /// One route of `routing.events`.
@@ -180,6 +183,8 @@ fn compile(hash: Hash, set: AirSet) -> Result<ActiveManifest> {
                 event_schema: abi.event.clone(),
                 key_schema: m.key_schema.clone(),
                 effects,
+                name_json: Value::String(m.name.to_string()),
+                module_json: Value::String(module.to_string()),
             },
         );
     }

@@ -17,6 +17,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::{KernelError, Result};
 use crate::records::{DOMAIN_EVENT, SNAPSHOT};
+
 use crate::replay::Replayer;
 use crate::state::WorldState;
 use crate::stepper::Kernel;
@@ -161,19 +162,34 @@ impl Session {
         let mut replayer = Replayer::new(opts.verify_snapshots);
         let total = end.saturating_sub(start);
         let mut done = 0u64;
-        for item in self.world.journal.iter_from(start)? {
-            let (rec, _) = item?;
-            if rec.seq >= end {
+        let mut prev = match start {
+            0 => None,
+            s => Some(self.world.journal.read(s - 1)?.1),
+        };
+        let path = self.world.journal.path().to_path_buf();
+        let mut lines = self.world.journal.iter_from(start)?;
+        while let Some(item) = lines.next_line() {
+            let (seq, offset, line) = item?;
+            if seq >= end {
                 break;
             }
-            replayer.feed(&mut self.kernel, &self.world.objects, rec.seq, &rec)?;
-            if rec.kind == SNAPSHOT {
-                self.last_snapshot = self.last_snapshot.max(rec.seq);
-            }
+            replayer.feed_line(
+                &mut self.kernel,
+                &self.world.objects,
+                &path,
+                seq,
+                offset,
+                line,
+                prev,
+            )?;
+            prev = Some(Hash::of(line));
             done += 1;
             if done.is_multiple_of(4096) {
                 progress(done, total);
             }
+        }
+        if let Some(s) = replayer.last_snapshot {
+            self.last_snapshot = self.last_snapshot.max(s);
         }
         progress(done, total);
         if let Some(u) = opts.until {

@@ -292,7 +292,6 @@ impl Kernel {
         };
         // The seq the first record of this step will get.
         let next = base + 1 + out.len() as u64;
-        let reducer_s = red.name.to_string();
         let key = if red.key_schema.is_some() {
             let k = match &route.key_path {
                 Some(p) => extract(&ev.value, p).cloned(),
@@ -304,7 +303,7 @@ impl Kernel {
                 None => {
                     out.push(derived(input, ROUTE_ERROR, vec![ev.seq], json!({
                         "event": canon::u64_value(ev.seq),
-                        "reducer": reducer_s,
+                        "reducer": red.name_json,
                         "reason": format!("{} is keyed, but the event has no key at `{}`", red.name, route.key_path.as_deref().unwrap_or_default().join(".")),
                     })));
                     return Ok(());
@@ -350,8 +349,8 @@ impl Kernel {
         let result = run_reducer_step(&self.rt, &red.module, &contract, &step_input, ev.seq);
         let mut body = Map::new();
         body.insert("event".into(), canon::u64_value(ev.seq));
-        body.insert("reducer".into(), Value::String(reducer_s.clone()));
-        body.insert("module".into(), Value::String(red.module.to_string()));
+        body.insert("reducer".into(), red.name_json.clone());
+        body.insert("module".into(), red.module_json.clone());
         if let Some(k) = &key {
             body.insert("key".into(), k.clone());
         }
@@ -397,7 +396,7 @@ impl Kernel {
         self.apply(next, &red.name, key.as_ref(), key_bytes, new_state);
         let origin = {
             let mut o = Map::new();
-            o.insert("reducer".into(), Value::String(reducer_s.clone()));
+            o.insert("reducer".into(), red.name_json.clone());
             if let Some(k) = &key {
                 o.insert("key".into(), k.clone());
             }

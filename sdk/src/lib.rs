@@ -310,7 +310,12 @@ pub mod wasm {
 
     const PAGE: usize = 65536;
 
-    /// A bump allocator over the end of linear memory. Each step runs in a fresh
+    extern "C" {
+        /// The first byte after the stack and static data (defined by wasm-ld).
+        static __heap_base: u8;
+    }
+
+    /// A bump allocator from `__heap_base` upwards. Each step runs in a fresh
     /// instance, so memory is never reused across steps; within a step, freeing or
     /// growing the most recent allocation is done in place.
     pub struct Bump {
@@ -339,9 +344,13 @@ pub mod wasm {
         unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
             let top = &mut *self.top.get();
             if top.1 == 0 {
-                // Start above everything the module's image uses: the end of memory.
+                // Start at the linker's `__heap_base`, just above the stack and the
+                // static data, so a small step fits in the memory the module starts
+                // with (no `memory.grow`, and only pages near the start are touched,
+                // which the kernel keeps resident between steps).
                 let end = core::arch::wasm32::memory_size(0) * PAGE;
-                *top = (end, end);
+                let base = core::ptr::addr_of!(__heap_base) as usize;
+                *top = (base.min(end), end);
             }
             let align = layout.align().max(1);
             let start = match top.0.checked_add(align - 1) {

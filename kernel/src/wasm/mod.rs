@@ -20,6 +20,9 @@ mod error;
 mod reducer;
 mod runtime;
 
+/// The deterministic engine profile reducers run under (for embedders and benchmarks
+/// that must measure exactly what the kernel runs).
+pub use engine::config as engine_config;
 pub use error::{show_diags, Fault, Phase, StepError, WasmError};
 pub use reducer::{
     encode_input, parse_output, run_reducer_step, Contract, DomainEvent, EffectIntent, InputState,

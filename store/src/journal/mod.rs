@@ -789,9 +789,9 @@ pub struct Iter<'a> {
     buf: Vec<u8>,
 }
 
-impl Iterator for Iter<'_> {
-    type Item = Result<(Record, Hash)>;
-    fn next(&mut self) -> Option<Self::Item> {
+impl Iter<'_> {
+    /// Read the next line into the buffer (without its newline); returns its seq.
+    fn read_next(&mut self) -> Option<Result<(u64, u64)>> {
         use std::io::BufRead;
         if self.seq >= self.journal.len() {
             return None;
@@ -802,22 +802,45 @@ impl Iterator for Iter<'_> {
         let offset = self.offset;
         self.seq += 1;
         self.offset += self.buf.len() as u64;
-        let item = match read {
+        Some(match read {
             Err(e) => Err(io_err("read journal", &self.journal.path)(e)),
             Ok(_) if self.buf.last() != Some(&b'\n') => {
                 Err(self.journal.inconsistent("journal ended early"))
             }
             Ok(_) => {
                 self.buf.pop();
-                serde_json::from_slice::<Record>(&self.buf)
-                    .map(|r| (r, Hash::of(&self.buf)))
-                    .map_err(|e| Error::JournalDamaged {
-                        path: self.journal.path.clone(),
-                        seq,
-                        offset,
-                        what: format!("not a journal record ({e})"),
-                    })
+                Ok((seq, offset))
             }
+        })
+    }
+
+    /// The next record's seq, byte offset and raw line (without its newline), for readers that parse
+    /// only some records. The line is valid until the next call.
+    pub fn next_line(&mut self) -> Option<Result<(u64, u64, &[u8])>> {
+        match self.read_next()? {
+            Ok((seq, offset)) => Some(Ok((seq, offset, &self.buf))),
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
+/// Parse a line the journal has verified; `seq` and `offset` name it in errors.
+pub fn parse_line(path: &Path, seq: u64, offset: u64, line: &[u8]) -> Result<Record> {
+    serde_json::from_slice::<Record>(line).map_err(|e| Error::JournalDamaged {
+        path: path.to_path_buf(),
+        seq,
+        offset,
+        what: format!("not a journal record ({e})"),
+    })
+}
+
+impl Iterator for Iter<'_> {
+    type Item = Result<(Record, Hash)>;
+    fn next(&mut self) -> Option<Self::Item> {
+        let item = match self.read_next()? {
+            Err(e) => Err(e),
+            Ok((seq, offset)) => parse_line(&self.journal.path, seq, offset, &self.buf)
+                .map(|r| (r, Hash::of(&self.buf))),
         };
         Some(item)
     }
