@@ -156,7 +156,8 @@ fn compile(hash: Hash, set: AirSet) -> Result<ActiveManifest> {
             },
         )
         .collect();
-    let effect_params = effect_params_by_kind(&set);
+    // Reading the built-in catalog costs a parse; only reducers that emit effects need it.
+    let mut effect_params: Option<BTreeMap<String, TypeExpr>> = None;
     let mut reducers = BTreeMap::new();
     for m in modules {
         if m.module_kind != ModuleKind::Reducer {
@@ -169,11 +170,15 @@ fn compile(hash: Hash, set: AirSet) -> Result<ActiveManifest> {
                 .ok_or_else(|| fail(format!("module {} has no wasm hash filled in", m.name)))?,
             None => return Err(fail(format!("module {} has no wasm_hash", m.name))),
         };
-        let effects = abi
-            .effects_emitted
-            .iter()
-            .filter_map(|k| effect_params.get(k).map(|t| (k.clone(), t.clone())))
-            .collect();
+        let effects = if abi.effects_emitted.is_empty() {
+            BTreeMap::new()
+        } else {
+            let params = effect_params.get_or_insert_with(|| effect_params_by_kind(&set));
+            abi.effects_emitted
+                .iter()
+                .filter_map(|k| params.get(k).map(|t| (k.clone(), t.clone())))
+                .collect()
+        };
         reducers.insert(
             m.name.clone(),
             Reducer {
