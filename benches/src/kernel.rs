@@ -808,7 +808,7 @@ pub fn run_bench(scratch: &Path, quick: bool) -> Res<Section> {
         kernel_out.bytes.len(),
         kernel_out.fuel_used
     ));
-    sec.note("the floor replicates the kernel's private engine config (fuel, NaN canonicalization, OptLevel::Speed, 1 MiB stack, the 16-slot pool keeping 64 KiB resident) and sets the same fuel, without a resource limiter");
+    sec.note("the floor runs on the kernel's own engine profile (aos_kernel::wasm::engine_config) with the same fuel, without a resource limiter");
 
     // --- Memory.
     let limit = 1 << 20;
