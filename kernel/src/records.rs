@@ -2,6 +2,7 @@
 //!
 //! Inputs (roots and receipts) are authoritative: replay feeds them to the kernel.
 //! Everything else is derived: replay re-derives it and compares it with the journal.
+//! A root of a kind the kernel does not know derives nothing.
 
 use aos_store::journal::Record;
 
@@ -28,12 +29,11 @@ const INPUT_KINDS: &[&str] = &[
     "applied",
 ];
 
-/// Whether replay feeds this record to the kernel (an input) or re-derives it.
+/// Whether replay feeds this record to the kernel (an input) or re-derives it. Every
+/// root (no cause: injected events, governance commands, records of kinds this kernel
+/// does not know) is an input; of the caused records, only receipts are.
 pub fn is_input(kind: &str, cause: &[u64]) -> bool {
-    if kind == DOMAIN_EVENT {
-        return cause.is_empty();
-    }
-    INPUT_KINDS.contains(&kind)
+    cause.is_empty() || INPUT_KINDS.contains(&kind)
 }
 
 pub fn record_is_input(r: &Record) -> bool {
@@ -46,5 +46,20 @@ pub fn uncompared_fields(kind: &str) -> &'static [&'static str] {
     match kind {
         MODULE_ERROR => &["message"],
         _ => &[],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roots_and_receipts_are_inputs_and_caused_records_are_derived() {
+        assert!(is_input(DOMAIN_EVENT, &[]));
+        assert!(!is_input(DOMAIN_EVENT, &[3]));
+        assert!(is_input("note", &[]), "an unknown root is an input");
+        assert!(!is_input(REDUCER_STEPPED, &[1]));
+        assert!(is_input("effect_receipt", &[7]));
+        assert!(is_input(SNAPSHOT, &[]));
     }
 }
