@@ -86,6 +86,19 @@ pub enum Command {
     Snapshot,
     /// Rebuild the state from the journal and check every derived record; report the first divergence.
     Replay(ReplayArgs),
+    /// Store, list and remove the world's secrets (API keys); values are never shown.
+    #[command(
+        subcommand,
+        after_help = "Secrets live in .aos/secrets/ of the world: one file per secret, mode 0600, in a \
+directory of mode 0700, written atomically. Adapters read them at dispatch, so an API key reaches \
+the service it is for and nowhere else: a value never enters the journal, the object store, \
+receipts, reducer state or any command's output (also not in errors). Commands show a secret's \
+name and its digest, blake3:<hex> of the value (the form a defsecret's expected_digest takes). \
+Secrets are not copied by `aos fork`.\n\nExamples:\n  aos secret set OPENAI_API_KEY < key.txt\n  \
+aos secret set OPENAI_API_KEY --from-env OPENAI_API_KEY\n  aos secret ls --format json\n  \
+aos secret rm OPENAI_API_KEY"
+    )]
+    Secret(SecretCommand),
 }
 
 #[derive(Debug, Args)]
@@ -405,4 +418,51 @@ pub struct ModuleAddArgs {
     /// The module: a core WASM binary.
     #[arg(value_name = "FILE.wasm")]
     pub file: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Store a secret from standard input (or an environment variable); print its name and digest.
+    #[command(
+        after_help = "The value is read from standard input up to its end; one trailing newline \
+(\\n or \\r\\n) is removed, so `echo KEY | aos secret set NAME` stores KEY. On a terminal the \
+input is not echoed and ends at the first newline. With --from-env VAR the value is the \
+environment variable's, unchanged. The value must be non-empty UTF-8 text of at most 64 KiB; \
+anything else is refused (exit 2) and nothing is changed. An existing secret of that name is \
+replaced atomically.\n\nNAME is 1 to 128 letters, digits, `_`, `-` or `.`, starting with a \
+letter, digit or `_`. Only the name and the digest (blake3:<hex> of the value) are printed; \
+--format json prints {\"name\", \"digest\", \"replaced\"}.\n\nExamples:\n  \
+aos secret set OPENAI_API_KEY < key.txt\n  aos secret set OPENAI_API_KEY --from-env OPENAI_API_KEY"
+    )]
+    Set(SecretSetArgs),
+    /// List the secrets: names and digests of their values, never the values.
+    #[command(
+        after_help = "Text output is one line per secret: NAME and blake3:<hex> of its value. \
+--format json prints an array of {\"name\", \"digest\"}. A secret file others may read is \
+flagged; adapters refuse it until it is stored again (or chmod 600)."
+    )]
+    Ls,
+    /// Remove a secret.
+    #[command(
+        after_help = "Removing a secret that does not exist is an error (exit 2). Records that \
+used the secret keep only its name, so the journal is unaffected."
+    )]
+    Rm(SecretRmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SecretSetArgs {
+    /// The secret's name, e.g. OPENAI_API_KEY.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Take the value from the environment variable VAR instead of standard input.
+    #[arg(long, value_name = "VAR")]
+    pub from_env: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SecretRmArgs {
+    /// The secret to remove.
+    #[arg(value_name = "NAME")]
+    pub name: String,
 }

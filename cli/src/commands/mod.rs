@@ -11,6 +11,7 @@ mod init;
 mod log;
 mod module;
 mod replay;
+mod secret;
 mod send;
 mod session;
 mod state;
@@ -131,6 +132,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Cells(a) => state::cells(&ctx, a),
         Command::Snapshot => state::snapshot(&ctx),
         Command::Replay(a) | Command::World(WorldCommand::Replay(a)) => replay::run(&ctx, a),
+        Command::Secret(c) => secret::run(&ctx, c),
     }
 }
 
