@@ -4,6 +4,7 @@
 //! understands definitions only through `air-fmt`.
 
 pub mod error;
+pub mod gates;
 pub mod manifest;
 pub mod records;
 pub mod replay;
