@@ -94,7 +94,7 @@ pub fn dispatch(
     signer: &ReceiptSigner,
 ) -> Result<Receipt, ReceiptError> {
     let outcome = adapter.run(req);
-    Receipt::sign(outcome.into_unsigned(req, adapter.id()), signer)
+    crate::receipt::sign(outcome.into_unsigned(req, adapter.id()), signer)
 }
 
 /// Why an adapter could not do what an intent asked. The text becomes the receipt

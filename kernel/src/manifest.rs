@@ -129,6 +129,19 @@ impl ActiveManifest {
         self.reducers.get(name)
     }
 
+    /// The tag of the arm of `reducer`'s event variant that carries `schema`, if any.
+    pub fn arm_for(&self, reducer: &Reducer, schema: &Name) -> Option<String> {
+        let schemas = self.schemas();
+        let abi_ty = TypeExpr::Ref(reducer.event_schema.clone());
+        match deref(&schemas, &abi_ty)? {
+            TypeExpr::Variant(arms) => arms.iter().find_map(|(tag, t)| match t {
+                TypeExpr::Ref(n) if n == schema => Some(tag.clone()),
+                _ => None,
+            }),
+            _ => None,
+        }
+    }
+
     /// The type of a schema known to this manifest (or the built-in catalog).
     pub fn schema_ty(&self, name: &Name) -> Option<&TypeExpr> {
         match air_fmt::assemble::resolve(&self.set, DefKind::Schema, name)? {

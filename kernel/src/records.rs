@@ -13,6 +13,8 @@ pub const REDUCER_STEPPED: &str = "reducer_stepped";
 pub const MODULE_ERROR: &str = "module_error";
 pub const ROUTE_ERROR: &str = "route_error";
 pub const EFFECT_INTENT: &str = "effect_intent";
+pub const POLICY_DECISION: &str = "policy_decision";
+pub const EFFECT_RECEIPT: &str = "effect_receipt";
 pub const CASCADE_STOPPED: &str = "cascade_stopped";
 pub const SNAPSHOT: &str = "snapshot";
 
@@ -21,7 +23,7 @@ const INPUT_KINDS: &[&str] = &[
     WORLD_CREATED,
     FORKED_FROM,
     SNAPSHOT,
-    "effect_receipt",
+    EFFECT_RECEIPT,
     "proposed",
     "shadow_report",
     "approved",

@@ -16,12 +16,13 @@ use aos_store::Hash;
 use serde_json::{json, Map, Value};
 
 use crate::error::{KernelError, Result};
-use crate::records::{DOMAIN_EVENT, SNAPSHOT};
+use crate::records::{DOMAIN_EVENT, EFFECT_RECEIPT, SNAPSHOT};
 
 use crate::replay::Replayer;
-use crate::state::WorldState;
+use crate::state::{OpenIntent, WorldState};
 use crate::stepper::Kernel;
 use crate::wasm::Limits;
+use aos_store::receipt::Receipt;
 
 /// Records between automatic snapshots unless config `snapshot_every` says otherwise.
 pub const DEFAULT_SNAPSHOT_EVERY: u64 = 10_000;
@@ -112,7 +113,15 @@ impl Session {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Session> {
         let world = World::open(root, access)?;
-        let kernel = Kernel::new(Some(world.layout.cache().join("wasm")), Limits::default())?;
+        let mut kernel = Kernel::new(Some(world.layout.cache().join("wasm")), Limits::default())?;
+        kernel.set_receipt_keys(
+            world
+                .config
+                .receipt_keys
+                .iter()
+                .map(|k| k.public_key.clone())
+                .collect(),
+        );
         let mut s = Session {
             world,
             kernel,
@@ -299,6 +308,92 @@ impl Session {
                 body: rec.body,
             });
             staged.extend(derived);
+        }
+        if let Err(e) = self.world.journal.append(&staged) {
+            self.poisoned = true;
+            return Err(e.into());
+        }
+        Ok(report)
+    }
+
+    /// Allowed intents still waiting for a receipt, oldest first.
+    pub fn open_intents(&self) -> Vec<(Hash, OpenIntent)> {
+        let mut v: Vec<(Hash, OpenIntent)> = self
+            .kernel
+            .state
+            .open
+            .iter()
+            .map(|(h, o)| (*h, o.clone()))
+            .collect();
+        v.sort_by_key(|(_, o)| o.seq);
+        v
+    }
+
+    /// Journal receipts for open intents, each with everything it causes, in one group
+    /// commit. A receipt that does not verify is refused (nothing is written); one for
+    /// an intent that is not open (a duplicate) is skipped and reported as `None`.
+    pub fn accept_receipts(&mut self, receipts: &[Receipt]) -> Result<Vec<Option<Injected>>> {
+        self.writable()?;
+        self.complete()?;
+        let keys: Vec<String> = self
+            .world
+            .config
+            .receipt_keys
+            .iter()
+            .map(|k| k.public_key.clone())
+            .collect();
+        for r in receipts {
+            r.verify_any(keys.iter().map(String::as_str)).map_err(|e| {
+                KernelError::Refused(format!("receipt for intent {}: {e}", r.intent_hash))
+            })?;
+        }
+        let base = self.world.journal.len();
+        let mut staged: Vec<NewRecord> = Vec::new();
+        let mut report = Vec::with_capacity(receipts.len());
+        let mut seen = std::collections::BTreeSet::new();
+        for r in receipts {
+            let Some(open) = self.kernel.state.open.get(&r.intent_hash) else {
+                report.push(None);
+                continue;
+            };
+            if !seen.insert(r.intent_hash) {
+                report.push(None);
+                continue;
+            }
+            let seq = base + staged.len() as u64;
+            let rec = Record {
+                seq,
+                prev: None,
+                at_ns: now_ns(),
+                kind: EFFECT_RECEIPT.into(),
+                cause: vec![open.seq],
+                body: json!({ "receipt": r.to_json() }),
+            };
+            let derived = match self.kernel.process(&self.world.objects, seq, &rec) {
+                Ok(d) => d,
+                Err(e) => {
+                    self.poisoned = true;
+                    return Err(e);
+                }
+            };
+            report.push(Some(Injected {
+                seq,
+                derived: derived
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| (seq + 1 + i as u64, d.clone()))
+                    .collect(),
+            }));
+            staged.push(NewRecord {
+                at_ns: rec.at_ns,
+                kind: rec.kind,
+                cause: rec.cause,
+                body: rec.body,
+            });
+            staged.extend(derived);
+        }
+        if staged.is_empty() {
+            return Ok(report);
         }
         if let Err(e) = self.world.journal.append(&staged) {
             self.poisoned = true;

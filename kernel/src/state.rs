@@ -51,12 +51,68 @@ pub enum ReducerState {
     Cells(BTreeMap<Vec<u8>, Cell>),
 }
 
+/// An allowed effect intent still waiting for its receipt (open work).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenIntent {
+    /// The seq of its `effect_intent` record.
+    pub seq: u64,
+    pub kind: String,
+    /// Canonical against the effect's params schema.
+    pub params: Value,
+    pub grant: String,
+    pub idempotency_key: String,
+    /// `{"kind": "reducer", "name": …, "key"?: …}`.
+    pub origin: Value,
+}
+
+impl OpenIntent {
+    fn to_json(&self, hash: &Hash) -> Value {
+        json!({
+            "intent_hash": hash,
+            "seq": canon::u64_value(self.seq),
+            "kind": self.kind,
+            "params": self.params,
+            "grant": self.grant,
+            "idempotency_key": self.idempotency_key,
+            "origin": self.origin,
+        })
+    }
+
+    fn from_json(v: &Value) -> Result<(Hash, OpenIntent), String> {
+        let text = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| format!("open work entry has no `{k}`"))
+        };
+        let seq = match v.get("seq") {
+            Some(Value::Number(n)) => n.as_u64(),
+            Some(Value::String(s)) => s.parse().ok(),
+            _ => None,
+        }
+        .ok_or("open work entry has no `seq`")?;
+        Ok((
+            hash_field(v.get("intent_hash").unwrap_or(&Value::Null), "intent_hash")?,
+            OpenIntent {
+                seq,
+                kind: text("kind")?,
+                params: v.get("params").cloned().unwrap_or(Value::Null),
+                grant: text("grant")?,
+                idempotency_key: text("idempotency_key")?,
+                origin: v.get("origin").cloned().unwrap_or(Value::Null),
+            },
+        ))
+    }
+}
+
 /// Everything derived state the kernel keeps between inputs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorldState {
     pub manifest: Option<Hash>,
     pub limits: Limits,
     pub reducers: BTreeMap<Name, ReducerState>,
+    /// Allowed intents without a receipt, by intent hash.
+    pub open: BTreeMap<Hash, OpenIntent>,
 }
 
 /// A snapshot as objects: the snapshot value and every object it names.
@@ -74,6 +130,7 @@ impl WorldState {
             manifest: None,
             limits,
             reducers: BTreeMap::new(),
+            open: BTreeMap::new(),
         }
     }
 
@@ -106,7 +163,7 @@ impl WorldState {
             "manifest": self.manifest,
             "limits": limits_json(&self.limits),
             "reducers": reducers,
-            "open_work": [],
+            "open_work": self.open_work(),
         });
         let bytes = canon::value_to_vec(&snapshot).unwrap_or_default();
         let hash = Hash::of(&bytes);
@@ -116,6 +173,13 @@ impl WorldState {
             hash,
             objects,
         }
+    }
+
+    /// Open intents in the order they were emitted.
+    pub fn open_work(&self) -> Vec<Value> {
+        let mut list: Vec<(&Hash, &OpenIntent)> = self.open.iter().collect();
+        list.sort_by_key(|(_, o)| o.seq);
+        list.into_iter().map(|(h, o)| o.to_json(h)).collect()
     }
 
     /// The state hash: the hash of the snapshot object this state would write.
@@ -169,10 +233,21 @@ impl WorldState {
             };
             reducers.insert(name, st);
         }
+        let mut open = BTreeMap::new();
+        for entry in snapshot
+            .get("open_work")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let (h, o) = OpenIntent::from_json(entry)?;
+            open.insert(h, o);
+        }
         Ok(WorldState {
             manifest,
             limits,
             reducers,
+            open,
         })
     }
 }

@@ -18,12 +18,14 @@ use aos_store::Hash;
 use serde_json::{json, Map, Value};
 
 use crate::error::{KernelError, Result};
+use crate::gates::{self, OriginKind};
 use crate::manifest::{ActiveManifest, Route};
 use crate::records::*;
-use crate::state::{limits_from_json, Blob, Cell, ReducerState, WorldState};
+use crate::state::{limits_from_json, Blob, Cell, OpenIntent, ReducerState, WorldState};
 use crate::wasm::{
     run_reducer_step, Contract, InputState, Limits, ReducerInput, Runtime, StepError,
 };
+use aos_store::receipt::{Receipt, Status};
 
 /// The most reducer steps one input may cause; a cascade beyond it (reducers feeding
 /// each other forever) is stopped and journaled as `cascade_stopped`.
@@ -52,6 +54,8 @@ pub struct Kernel {
     pub manifest: Option<Arc<ActiveManifest>>,
     pub state: WorldState,
     changes: Vec<Change>,
+    /// Public keys receipts must verify with (the world's and its forebears').
+    receipt_keys: Vec<String>,
 }
 
 /// One event to route: its record seq, schema and canonical value.
@@ -60,6 +64,9 @@ struct Pending {
     schema: Name,
     value: Value,
     key: Option<Value>,
+    /// Delivered to this reducer only (a receipt going back to the reducer that asked
+    /// for the effect), not through `routing.events`.
+    target: Option<Route>,
 }
 
 impl Kernel {
@@ -70,7 +77,13 @@ impl Kernel {
             manifest: None,
             state: WorldState::new(limits),
             changes: Vec::new(),
+            receipt_keys: Vec::new(),
         })
+    }
+
+    /// The public keys (`ed25519:…`) a receipt must verify with, one of them.
+    pub fn set_receipt_keys(&mut self, keys: Vec<String>) {
+        self.receipt_keys = keys;
     }
 
     /// Replace the state (from a snapshot), loading its manifest and limits.
@@ -108,6 +121,7 @@ impl Kernel {
                 Ok(Vec::new())
             }
             DOMAIN_EVENT => self.domain_event(objects, seq, rec),
+            EFFECT_RECEIPT => self.receipt(objects, seq, rec),
             _ => Ok(Vec::new()),
         }
     }
@@ -250,16 +264,37 @@ impl Kernel {
                 ))
             })?;
         let key = rec.body.get("key").cloned();
-        let mut out = Vec::new();
-        let mut queue = VecDeque::from([Pending {
+        let queue = VecDeque::from([Pending {
             seq,
             schema,
             value,
             key,
+            target: None,
         }]);
+        self.cascade(objects, &m, seq, rec, queue, Vec::new())
+    }
+
+    /// Step every queued event through its routes, breadth first, until idle.
+    fn cascade(
+        &mut self,
+        objects: &ObjectStore,
+        m: &ActiveManifest,
+        seq: u64,
+        rec: &Record,
+        mut queue: VecDeque<Pending>,
+        mut out: Vec<NewRecord>,
+    ) -> Result<Vec<NewRecord>> {
         let mut steps = 0usize;
         while let Some(ev) = queue.pop_front() {
-            for route in m.routes_of(&ev.schema) {
+            let single;
+            let routes: &[Route] = match &ev.target {
+                Some(r) => {
+                    single = [r.clone()];
+                    &single
+                }
+                None => m.routes_of(&ev.schema),
+            };
+            for route in routes {
                 if steps == MAX_STEPS_PER_INPUT {
                     out.push(derived(rec, CASCADE_STOPPED, vec![ev.seq], json!({
                         "event": canon::u64_value(seq),
@@ -269,10 +304,118 @@ impl Kernel {
                     return Ok(out);
                 }
                 steps += 1;
-                self.step(objects, &m, route, &ev, seq, rec, &mut out, &mut queue)?;
+                self.step(objects, m, route, &ev, seq, rec, &mut out, &mut queue)?;
             }
         }
         Ok(out)
+    }
+
+    /// A receipt: close its intent and, for a reducer's micro-effect that succeeded,
+    /// deliver the result event (`sys/TimerFired@1`, `sys/BlobPutResult@1`,
+    /// `sys/BlobGetResult@1`) to that reducer (and cell), then run the cascade.
+    fn receipt(&mut self, objects: &ObjectStore, seq: u64, rec: &Record) -> Result<Vec<NewRecord>> {
+        let bad = |reason: String| KernelError::Record {
+            seq,
+            kind: rec.kind.clone(),
+            reason,
+        };
+        let receipt = Receipt::from_json(rec.body.get("receipt").unwrap_or(&Value::Null))
+            .map_err(|e| bad(e.to_string()))?;
+        receipt
+            .verify_any(self.receipt_keys.iter().map(String::as_str))
+            .map_err(|e| bad(format!("the receipt does not verify: {e}")))?;
+        let Some(open) = self.state.open.remove(&receipt.intent_hash) else {
+            // Not open (already answered): a duplicate changes nothing.
+            return Ok(Vec::new());
+        };
+        let Some(m) = self.manifest.clone() else {
+            return Ok(Vec::new());
+        };
+        let schema = match open.kind.as_str() {
+            "timer.set" => "sys/TimerFired@1",
+            "blob.put" => "sys/BlobPutResult@1",
+            "blob.get" => "sys/BlobGetResult@1",
+            _ => return Ok(Vec::new()),
+        };
+        if open.origin.get("kind").and_then(Value::as_str) != Some("reducer")
+            || receipt.status != Status::Ok
+        {
+            return Ok(Vec::new());
+        }
+        let Ok(schema) = Name::parse(schema) else {
+            return Ok(Vec::new());
+        };
+        let reducer_name = open
+            .origin
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let undeliverable = |reason: String| {
+            vec![derived(
+                rec,
+                ROUTE_ERROR,
+                vec![seq],
+                json!({
+                    "event": canon::u64_value(seq),
+                    "reducer": reducer_name,
+                    "reason": reason,
+                }),
+            )]
+        };
+        let Some(red) = Name::parse(reducer_name).ok().and_then(|n| m.reducer(&n)) else {
+            return Ok(undeliverable(format!(
+                "{reducer_name} is not a reducer of the manifest in force"
+            )));
+        };
+        let Some(arm) = m.arm_for(red, &schema) else {
+            return Ok(undeliverable(format!(
+                "{}'s event {} has no arm carrying {schema}; add one to receive the results of its {} effects",
+                red.name, red.event_schema, open.kind
+            )));
+        };
+        let value = json!({
+            "intent_hash": receipt.intent_hash,
+            "reducer": red.name_json,
+            "effect_kind": open.kind,
+            "adapter_id": receipt.adapter_id,
+            "status": receipt.status.as_str(),
+            "requested": open.params,
+            "receipt": receipt.payload,
+            "cost_cents": receipt.cost_cents.map(canon::u64_value),
+            "signature": receipt.signature_base64(),
+        });
+        let value = match canonicalize(&value, &TypeExpr::Ref(schema.clone()), &m.schemas()) {
+            Ok(v) => v,
+            Err(d) => {
+                return Ok(undeliverable(format!(
+                    "the receipt is not a {schema}: {}",
+                    crate::wasm::show_diags(&d)
+                )))
+            }
+        };
+        let key = open.origin.get("key").cloned();
+        let mut body = Map::new();
+        body.insert("schema".into(), Value::String(schema.to_string()));
+        body.insert("value".into(), value.clone());
+        let mut to = Map::new();
+        to.insert("reducer".into(), red.name_json.clone());
+        if let Some(k) = &key {
+            to.insert("key".into(), k.clone());
+        }
+        body.insert("delivered_to".into(), Value::Object(to));
+        let out = vec![derived(rec, DOMAIN_EVENT, vec![seq], Value::Object(body))];
+        let queue = VecDeque::from([Pending {
+            seq: seq + 1,
+            schema,
+            value,
+            key,
+            target: Some(Route {
+                reducer: red.name.clone(),
+                key_path: None,
+                arm: Some(arm),
+            }),
+        }]);
+        self.cascade(objects, &m, seq, rec, queue, out)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -419,31 +562,36 @@ impl Kernel {
                 schema: d.schema,
                 value: d.value,
                 key: None,
+                target: None,
             });
         }
         for (i, e) in output.effects.into_iter().enumerate() {
-            let mut origin = origin.clone();
-            if let Value::Object(o) = &mut origin {
-                o.insert("kind".into(), json!("reducer"));
-                o.insert(
-                    "name".into(),
-                    o.get("reducer").cloned().unwrap_or(Value::Null),
-                );
-                o.remove("reducer");
+            let mut origin = Map::new();
+            origin.insert("kind".into(), json!(OriginKind::Reducer.as_str()));
+            origin.insert("name".into(), red.name_json.clone());
+            if let Some(k) = &key {
+                origin.insert("key".into(), k.clone());
             }
+            let origin = Value::Object(origin);
             let idem = Hash::of(
                 &canon::value_to_vec(
                     &json!({"origin": origin, "cause": canon::u64_value(next), "index": i}),
                 )
                 .unwrap_or_default(),
+            )
+            .to_string();
+            let grant = gates::grant_for_slot(&m.set, &red.name, e.cap_slot.as_deref());
+            let grant_name = grant.as_ref().ok().cloned();
+            let intent_hash = Hash::of(
+                &canon::value_to_vec(&json!({
+                    "kind": e.kind,
+                    "params": e.params,
+                    "grant": grant_name,
+                    "idempotency_key": idem,
+                }))
+                .unwrap_or_default(),
             );
-            let intent = json!({
-                "kind": e.kind,
-                "params": e.params,
-                "cap_slot": e.cap_slot,
-                "idempotency_key": idem,
-            });
-            let intent_hash = Hash::of(&canon::value_to_vec(&intent).unwrap_or_default());
+            let intent_seq = base + 1 + out.len() as u64;
             out.push(derived(
                 input,
                 EFFECT_INTENT,
@@ -452,11 +600,42 @@ impl Kernel {
                     "kind": e.kind,
                     "params": e.params,
                     "cap_slot": e.cap_slot,
+                    "grant": grant_name,
                     "idempotency_key": idem,
                     "intent_hash": intent_hash,
                     "origin": origin,
                 }),
             ));
+            let who = gates::Origin {
+                kind: OriginKind::Reducer,
+                name: &red.name,
+            };
+            let (cap, policy) = gate(m, &grant, &e.kind, &e.params, &who, input.at_ns);
+            let allowed = cap.allowed && policy.allowed;
+            out.push(derived(
+                input,
+                POLICY_DECISION,
+                vec![intent_seq],
+                json!({
+                    "intent_hash": intent_hash,
+                    "allowed": allowed,
+                    "cap": cap.to_json(),
+                    "policy": policy.to_json(),
+                }),
+            ));
+            if let (true, Some(g)) = (allowed, grant_name) {
+                self.state.open.insert(
+                    intent_hash,
+                    OpenIntent {
+                        seq: intent_seq,
+                        kind: e.kind,
+                        params: e.params,
+                        grant: g,
+                        idempotency_key: idem,
+                        origin,
+                    },
+                );
+            }
         }
         Ok(())
     }
@@ -580,6 +759,52 @@ impl Kernel {
             _ => None,
         }
     }
+}
+
+/// The capability and policy verdicts of one intent. A reducer may only emit effects
+/// whose `origin_scope` allows reducers; the policy is consulted whenever the grant is
+/// known, so both verdicts are journaled for every intent.
+fn gate(
+    m: &ActiveManifest,
+    grant: &std::result::Result<String, String>,
+    kind: &str,
+    params: &Value,
+    who: &gates::Origin<'_>,
+    now_ns: u64,
+) -> (gates::CapVerdict, gates::PolicyVerdict) {
+    let deny_cap = |code: &'static str, reason: String| gates::CapVerdict {
+        allowed: false,
+        code,
+        grant: grant.as_ref().ok().cloned(),
+        cap: None,
+        reason,
+    };
+    let cap = match (grant, gates::effect_by_kind(&m.set, kind)) {
+        (Err(reason), _) => deny_cap("no_grant", reason.clone()),
+        (_, None) => deny_cap(
+            "unknown_effect",
+            format!("no defeffect defines the effect kind {kind:?}"),
+        ),
+        (Ok(_), Some(eff)) if !matches!(eff.origin_scope.as_str(), "reducer" | "both") => deny_cap(
+            "origin_scope",
+            format!(
+                "{kind} may only be emitted by {}s (origin_scope {:?}), not by reducer {}",
+                eff.origin_scope, eff.origin_scope, who.name
+            ),
+        ),
+        (Ok(g), Some(eff)) => gates::check_cap(&m.set, g, eff, params, now_ns),
+    };
+    let policy = match grant {
+        Ok(g) => gates::check_policy(&m.set, kind, g, who),
+        Err(_) => gates::PolicyVerdict {
+            allowed: false,
+            code: "not_consulted",
+            policy: None,
+            rule: None,
+            reason: "not consulted: the intent names no grant".into(),
+        },
+    };
+    (cap, policy)
 }
 
 /// A derived record: the input's time, the given cause and body.

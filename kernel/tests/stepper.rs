@@ -110,7 +110,8 @@ fn a_cascade_reaches_keyed_cells_and_journals_intents_with_causes() {
         .map(|(seq, r)| (*seq, r.kind.as_str(), r.cause.clone()))
         .collect();
     // seq 1 Go; 2 Emitter stepped; 3, 4 pings caused by 2; 5 the intent caused by 2;
-    // 6, 7 the sink's cells stepped, caused by the pings.
+    // 6 its gate decision (this manifest has no policy: denied); 7, 8 the sink's cells
+    // stepped, caused by the pings.
     assert_eq!(
         kinds,
         [
@@ -118,10 +119,16 @@ fn a_cascade_reaches_keyed_cells_and_journals_intents_with_causes() {
             (3, DOMAIN_EVENT, vec![2]),
             (4, DOMAIN_EVENT, vec![2]),
             (5, EFFECT_INTENT, vec![2]),
-            (6, REDUCER_STEPPED, vec![3]),
-            (7, REDUCER_STEPPED, vec![4]),
+            (6, POLICY_DECISION, vec![5]),
+            (7, REDUCER_STEPPED, vec![3]),
+            (8, REDUCER_STEPPED, vec![4]),
         ]
     );
+    let decision = &report[0].derived[4].1;
+    assert_eq!(decision.body["allowed"], false);
+    assert_eq!(decision.body["cap"]["allowed"], true);
+    assert_eq!(decision.body["policy"]["code"], "no_policy");
+    assert!(s.open_intents().is_empty(), "a denied intent is never open");
     let recs: Vec<_> = report[0].derived.iter().map(|(_, r)| r).collect();
     assert_eq!(
         recs[1].body["emitted_by"],
@@ -136,12 +143,12 @@ fn a_cascade_reaches_keyed_cells_and_journals_intents_with_causes() {
         .as_str()
         .unwrap()
         .starts_with("blake3:"));
-    assert_eq!(recs[4].body["key"], "a");
-    assert_eq!(recs[5].body["key"], "b");
+    assert_eq!(recs[5].body["key"], "a");
+    assert_eq!(recs[6].body["key"], "b");
     // Every derived record carries the input's time; the sink saw it as ctx.now_ns.
     let at = recs[0].at_ns;
     assert!(recs.iter().all(|r| r.at_ns == at));
-    let ann = &recs[4].body["ann"];
+    let ann = &recs[5].body["ann"];
     assert_eq!(ann["ctx"]["key"], "a");
     assert_eq!(ann["ctx"]["cell_mode"], true);
     // Beyond 2^53, 64-bit numbers cross the boundary as decimal strings.
@@ -188,7 +195,7 @@ fn a_cascade_reaches_keyed_cells_and_journals_intents_with_causes() {
     )
     .unwrap();
     assert_eq!(r.boot.inputs, 3);
-    assert_eq!(r.boot.derived, 12);
+    assert_eq!(r.boot.derived, 14);
     assert_eq!(r.kernel.state.hash(), state_hash);
     assert_eq!(r.pending(), 0);
 }

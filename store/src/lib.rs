@@ -15,6 +15,7 @@ pub mod hash;
 pub mod journal;
 pub mod lock;
 pub mod objects;
+pub mod receipt;
 pub mod world;
 
 pub use error::{Error, Result};
