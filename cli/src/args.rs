@@ -86,6 +86,9 @@ pub enum Command {
     Snapshot,
     /// Rebuild the state from the journal and check every derived record; report the first divergence.
     Replay(ReplayArgs),
+    /// List, show and verify the signed effect receipts in the journal.
+    #[command(subcommand)]
+    Receipts(ReceiptsCommand),
     /// Store, list and remove the world's secrets (API keys); values are never shown.
     #[command(
         subcommand,
@@ -122,9 +125,12 @@ pub struct SendArgs {
     after_help = "Without --events, run journals any records an interrupted command left out (the consequences of an input whose derivation was cut short) and returns when the world is idle.\n\nWith --events FILE (or - for stdin) every line is an event {\"schema\": NAME, \"value\": VALUE, \"key\": K?}; events are validated, stepped and journaled in batches of --batch events, each batch one durable append. After each batch one line reports how many events are acknowledged (durable); a bad line stops the run with exit 2, naming the line, after the batches before it were journaled."
 )]
 pub struct RunArgs {
-    /// Return once no work is left (the default; effects and timers arrive in a later release).
+    /// Return once no work is left, waiting for timers that are not due yet (the default).
     #[arg(long)]
     pub until_idle: bool,
+    /// Do not wait for future timers: dispatch what is due and return.
+    #[arg(long, conflicts_with = "until_idle")]
+    pub no_wait: bool,
     /// Feed events from FILE (JSON lines), or - for stdin.
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
@@ -465,4 +471,37 @@ pub struct SecretRmArgs {
     /// The secret to remove.
     #[arg(value_name = "NAME")]
     pub name: String,
+}
+
+#[derive(Debug, Subcommand)]
+#[command(
+    after_help = "Every receipt is signed with the world's ed25519 receipt key over its \
+canonical bytes (intent hash, adapter, status, payload hash, timings, cost). Verification needs \
+only a public key: the world's config lists its own and those it inherited by forking, or pass \
+--public-key ed25519:<hex>. Exit status 1 when any receipt fails."
+)]
+pub enum ReceiptsCommand {
+    /// One line per receipt: seq, intent, effect kind, status, adapter, verified or not.
+    Ls(ReceiptsVerifyArgs),
+    /// One receipt in full, by journal seq or intent hash (a unique prefix works).
+    Show(ReceiptsShowArgs),
+    /// Verify every receipt's signature and payload hash.
+    Verify(ReceiptsVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReceiptsVerifyArgs {
+    /// Verify with this public key (ed25519:<hex>) instead of the world's.
+    #[arg(long, value_name = "KEY")]
+    pub public_key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReceiptsShowArgs {
+    /// A journal seq or an intent hash.
+    #[arg(value_name = "SEQ|INTENT")]
+    pub which: String,
+    /// Verify with this public key (ed25519:<hex>) instead of the world's.
+    #[arg(long, value_name = "KEY")]
+    pub public_key: Option<String>,
 }

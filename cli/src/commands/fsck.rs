@@ -31,6 +31,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
     check_keys(&Layout::new(&root), &mut emit);
     check_manifest(&root, &mut emit);
     check_snapshots(&root, &mut emit);
+    check_receipts(&root, &mut emit);
     progress.finish();
     let errors = findings
         .iter()
@@ -137,6 +138,32 @@ fn check_snapshots(root: &std::path::Path, emit: &mut dyn FnMut(Finding)) {
         }
         if let Err(e) = aos_kernel::session::load_snapshot_object(&w.objects, &hash) {
             err("snapshot_invalid", format!("{e}; `aos replay --verify` re-derives the state, and `aos snapshot` writes a new one"));
+        }
+    }
+}
+
+/// Every journaled receipt verifies with one of the world's public keys.
+fn check_receipts(root: &std::path::Path, emit: &mut dyn FnMut(Finding)) {
+    let Ok(w) = aos_store::world::World::open(root, aos_store::world::Access::Read) else {
+        return;
+    };
+    let keys: Vec<String> = w
+        .config
+        .receipt_keys
+        .iter()
+        .map(|k| k.public_key.clone())
+        .collect();
+    let Ok(all) = super::receipts::check_all(&w, &keys) else {
+        return; // journal damage is reported by the store checks
+    };
+    for c in all {
+        if let Err(e) = c.verdict {
+            emit(Finding {
+                severity: Severity::Error,
+                code: "receipt_invalid",
+                location: format!("journal seq {} (effect_receipt)", c.seq),
+                what: format!("{e}; the receipt was altered or signed by another key (`aos receipts show {}`)", c.seq),
+            });
         }
     }
 }

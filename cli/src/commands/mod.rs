@@ -4,12 +4,14 @@
 mod air;
 mod blob;
 mod cat_object;
+mod dispatch;
 mod fork;
 mod fsck;
 mod info;
 mod init;
 mod log;
 mod module;
+mod receipts;
 mod replay;
 mod secret;
 mod send;
@@ -132,6 +134,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Cells(a) => state::cells(&ctx, a),
         Command::Snapshot => state::snapshot(&ctx),
         Command::Replay(a) | Command::World(WorldCommand::Replay(a)) => replay::run(&ctx, a),
+        Command::Receipts(c) => receipts::run(&ctx, c),
         Command::Secret(c) => secret::run(&ctx, c),
     }
 }

@@ -6,10 +6,11 @@ use std::io::{BufRead, Read};
 
 use air_fmt::Name;
 use aos_kernel::records::MODULE_ERROR;
-use aos_kernel::session::{BootOptions, EventIn, Injected};
+use aos_kernel::session::{BootOptions, EventIn, Injected, Session};
 use aos_store::world::Access;
 use serde_json::{json, Value};
 
+use super::dispatch::Dispatcher;
 use super::session::{json_or_text, open, summary};
 use super::{print_json, Ctx};
 use crate::args::{RunArgs, SendArgs};
@@ -37,8 +38,82 @@ pub fn send(ctx: &Ctx, args: SendArgs) -> anyhow::Result<Outcome> {
         ));
     }
     let report = s.inject(&[EventIn { schema, value, key }], &ctx.origin())?;
+    let outcome = print_injected(ctx, &report)?;
+    let dispatched = dispatch_open(ctx, &mut s, false)?;
     s.finish()?;
-    print_injected(ctx, &report)
+    Ok(if dispatched == Outcome::Problem {
+        Outcome::Problem
+    } else {
+        outcome
+    })
+}
+
+/// Dispatch rounds `aos send` runs before leaving the rest to `aos run`.
+const SEND_ROUNDS: usize = 100;
+
+/// Dispatch the open effect intents (waiting for timers when `wait`), printing each
+/// receipt and what it caused. Problem when a reducer failed on a delivered result.
+fn dispatch_open(ctx: &Ctx, s: &mut Session, wait: bool) -> anyhow::Result<Outcome> {
+    if s.open_intents().is_empty() {
+        return Ok(Outcome::Ok);
+    }
+    let d = Dispatcher::new(s)?;
+    let mut worst = Outcome::Ok;
+    // `aos send` follows effects for a bounded number of rounds (a reducer that answers
+    // every timer with a due timer would never be idle); `aos run` follows them all.
+    let max_rounds = (!wait).then_some(SEND_ROUNDS);
+    d.run_until_idle(s, wait, max_rounds, |_, round| {
+        for (receipt, inj) in &round.accepted {
+            let Some(inj) = inj else { continue };
+            if ctx.json() {
+                print_json(&json!({"seq": inj.seq, "receipt": receipt.to_json()}))?;
+            } else {
+                println!(
+                    "seq {} effect_receipt {} {} (intent {})",
+                    inj.seq,
+                    receipt.effect_kind,
+                    receipt.status.as_str(),
+                    receipt.intent_hash.short()
+                );
+                if receipt.status != aos_adapters::Status::Ok {
+                    if let Some(m) = receipt.payload.get("message").and_then(Value::as_str) {
+                        println!("  {m}");
+                    }
+                }
+            }
+            if print_injected_quiet(ctx, inj)? == Outcome::Problem {
+                worst = Outcome::Problem;
+            }
+        }
+        Ok(())
+    })?;
+    let left = s.open_intents().len();
+    if left > 0 && !wait {
+        ctx.info(&format!(
+            "{left} effect intent(s) still open (timers not due yet, or more rounds); `aos run` dispatches them"
+        ));
+    }
+    Ok(worst)
+}
+
+/// The derived records of an accepted receipt (the receipt line is printed by the caller).
+fn print_injected_quiet(ctx: &Ctx, inj: &Injected) -> anyhow::Result<Outcome> {
+    let mut outcome = Outcome::Ok;
+    for (seq, r) in &inj.derived {
+        if r.kind == MODULE_ERROR {
+            outcome = Outcome::Problem;
+            eprintln!(
+                "aos: a reducer failed (module_error at seq {seq}): {}",
+                r.body.get("message").and_then(Value::as_str).unwrap_or("?")
+            );
+        }
+        if ctx.json() {
+            print_json(&json!({"seq": seq, "kind": r.kind, "cause": r.cause, "body": r.body}))?;
+        } else {
+            println!("  seq {seq} {} {}", r.kind, summary(&r.kind, &r.body));
+        }
+    }
+    Ok(outcome)
 }
 
 /// Print injected events with their consequences; exit 1 when a reducer failed.
@@ -108,6 +183,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> anyhow::Result<Outcome> {
         ));
     }
     let Some(path) = &args.events else {
+        let outcome = dispatch_open(ctx, &mut s, !args.no_wait)?;
         s.snapshot_if_due()?;
         let head = s.world.journal.head().map_or(0, |h| h.seq);
         s.finish()?;
@@ -116,7 +192,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> anyhow::Result<Outcome> {
         } else {
             println!("idle at seq {head}");
         }
-        return Ok(Outcome::Ok);
+        return Ok(outcome);
     };
     let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
@@ -173,7 +249,11 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> anyhow::Result<Outcome> {
             break;
         }
     }
+    let dispatched = dispatch_open(ctx, &mut s, !args.no_wait)?;
     s.finish()?;
+    if dispatched == Outcome::Problem && failures == 0 {
+        return Ok(Outcome::Problem);
+    }
     if failures > 0 {
         eprintln!("aos: {failures} reducer step(s) failed; they are journaled as module_error (`aos log --kind module_error`)");
         return Ok(Outcome::Problem);

@@ -237,6 +237,28 @@ pub fn check_cap(
     }
 }
 
+/// The canonical params of grant `grant` (for adapters that re-check at dispatch, such
+/// as the HTTP adapter's redirect checks).
+pub fn grant_params(set: &AirSet, grant: &str) -> Result<Value, String> {
+    let manifest = set.manifest.as_ref().ok_or("there is no manifest")?;
+    let g = manifest
+        .item
+        .defaults
+        .cap_grants
+        .iter()
+        .find(|g| g.name == grant)
+        .ok_or_else(|| format!("grant {} does not exist", q(grant)))?;
+    let Some(Def::Cap(cap)) = resolve(set, DefKind::Cap, &g.cap) else {
+        return Err(format!(
+            "grant {} names undefined defcap {}",
+            q(grant),
+            g.cap
+        ));
+    };
+    canonicalize(&g.params, &cap.schema, &SetSchemas(set))
+        .map_err(|d| format!("the params of grant {}: {}", q(grant), first_problem(&d)))
+}
+
 fn first_problem(diags: &[air_fmt::Diagnostic]) -> String {
     match diags.first() {
         Some(d) if diags.len() > 1 => format!("{d} (and {} more)", diags.len() - 1),

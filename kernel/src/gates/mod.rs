@@ -65,7 +65,7 @@ mod tests;
 use air_fmt::Name;
 use serde_json::{json, Value};
 
-pub use caps::{check_cap, effect_by_kind, grant_for_slot, secret_aliases};
+pub use caps::{check_cap, effect_by_kind, grant_for_slot, grant_params, secret_aliases};
 pub use http::{http_url_allowed, http_url_allowed_by};
 pub use policy::check_policy;
 
