@@ -1,0 +1,344 @@
+//! End-to-end tests of reducer micro-effects through the real binary, on the `timer` and
+//! `blob-echo` examples: the intent, both gate verdicts, the signed receipt and its
+//! delivery back to the reducer are journaled in order; a policy deny is journaled with
+//! its rule and nothing is dispatched; a namespace outside the blob grant is refused;
+//! `aos replay --verify` and `aos fsck` accept every world. The reducer modules are
+//! built by `scripts/build-reducers.sh`; a missing module fails the test.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use aos_store::receipt::{Receipt, Status};
+use aos_store::world::{Access, World};
+use common::{aos, expect_code, repo, stdout};
+use serde_json::{json, Value};
+
+const TIMER_EVENT: &str = "demo/TimerEvent@1";
+const TIMER: &str = "demo/TimerSM@1";
+const BLOB_EVENT: &str = "demo/BlobEchoEvent@1";
+const BLOB: &str = "demo/BlobEchoSM@1";
+
+/// A world from `air` (a directory) with `reducer` bound to the built module `wasm`
+/// (or the file `$env_var` names).
+fn world_from(
+    air: &Path,
+    reducer: &str,
+    wasm: &str,
+    env_var: &str,
+) -> (tempfile::TempDir, PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let module = format!(
+        "{reducer}={}",
+        common::reducer_wasm(wasm, env_var).display()
+    );
+    let o = aos(
+        d.path(),
+        &[
+            "init",
+            "w",
+            "--air",
+            air.to_str().unwrap(),
+            "--module",
+            &module,
+        ],
+    );
+    expect_code(&o, 0);
+    let root = d.path().join("w");
+    (d, root)
+}
+
+/// A copy of an example's AIR directory in `into`, for variants of it.
+fn copy_air(example: &str, into: &Path) -> PathBuf {
+    let src = repo().join("examples").join(example).join("air");
+    let dst = into.join(format!("{example}-air"));
+    std::fs::create_dir_all(&dst).unwrap();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, dst.join(p.file_name().unwrap())).unwrap();
+    }
+    dst
+}
+
+/// The journal's records, in order.
+fn journal(root: &Path) -> Vec<Value> {
+    std::fs::read_to_string(root.join(".aos/journal"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The kinds of `records`, in order.
+fn kinds(records: &[Value]) -> Vec<&str> {
+    records
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect()
+}
+
+fn state(root: &Path, reducer: &str) -> Value {
+    let o = aos(root, &["--format", "json", "state", reducer]);
+    expect_code(&o, 0);
+    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    v["state"].clone()
+}
+
+fn nat(v: &Value) -> u64 {
+    match v {
+        Value::Number(n) => n.as_u64().unwrap(),
+        Value::String(s) => s.parse().unwrap(),
+        other => panic!("not a nat: {other}"),
+    }
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+fn start(deliver_at_ns: u64, key: &str) -> String {
+    json!({"$tag": "Start", "$value": {"deliver_at_ns": deliver_at_ns, "key": key}}).to_string()
+}
+
+/// The receipt of an `effect_receipt` record, checked against the world's key.
+fn verified_receipt(root: &Path, rec: &Value) -> Receipt {
+    let receipt = Receipt::from_json(&rec["body"]["receipt"]).unwrap();
+    let w = World::open(root, Access::Read).unwrap();
+    let key = w.config.signing_key().expect("the world has a signing key");
+    receipt
+        .verify(key)
+        .expect("the receipt's signature verifies");
+    receipt
+}
+
+/// Replay from genesis with snapshot checks, and fsck, both clean.
+fn replay_and_fsck(root: &Path) {
+    expect_code(&aos(root, &["replay", "--verify"]), 0);
+    expect_code(&aos(root, &["fsck"]), 0);
+}
+
+#[test]
+fn a_timer_fires_and_its_signed_receipt_reaches_the_reducer() {
+    let air = repo().join("examples/timer/air");
+    let (_d, root) = world_from(&air, TIMER, "timer.wasm", "AOS_TIMER_WASM");
+    let deliver = now_ns() + 200_000_000;
+    let o = aos(&root, &["send", TIMER_EVENT, &start(deliver, "k1")]);
+    expect_code(&o, 0);
+    // `send` does not wait for a timer that is not due; `run --until-idle` does.
+    let o = aos(&root, &["run", "--until-idle"]);
+    expect_code(&o, 0);
+
+    let recs = journal(&root);
+    assert_eq!(
+        kinds(&recs[1..3]),
+        ["domain_event", "reducer_stepped"],
+        "{recs:#?}"
+    );
+    assert_eq!(recs[1]["body"]["schema"], TIMER_EVENT);
+    let tail = &recs[3..];
+    let intent = 0;
+    assert_eq!(
+        kinds(&tail[intent..]),
+        [
+            "effect_intent",
+            "policy_decision",
+            "effect_receipt",
+            "domain_event",
+            "reducer_stepped"
+        ],
+        "{tail:#?}"
+    );
+    let (i, d, r, fired) = (
+        &tail[intent],
+        &tail[intent + 1],
+        &tail[intent + 2],
+        &tail[intent + 3],
+    );
+    assert_eq!(i["body"]["kind"], "timer.set");
+    assert_eq!(i["body"]["grant"], "timer_grant");
+    assert_eq!(nat(&i["body"]["params"]["deliver_at_ns"]), deliver);
+    assert_eq!(d["body"]["allowed"], true);
+    assert_eq!(d["body"]["cap"]["allowed"], true);
+    assert_eq!(d["body"]["policy"]["allowed"], true);
+    assert_eq!(d["body"]["policy"]["rule"], 0);
+    assert_eq!(d["cause"], json!([i["seq"]]));
+    assert_eq!(r["cause"], json!([i["seq"]]));
+    let receipt = verified_receipt(&root, r);
+    assert_eq!(receipt.status, Status::Ok);
+    assert_eq!(json!(receipt.intent_hash), i["body"]["intent_hash"]);
+    assert_eq!(receipt.effect_kind, "timer.set");
+    let delivered = nat(&receipt.payload["delivered_at_ns"]);
+    assert!(delivered >= deliver, "fired at {delivered}, due {deliver}");
+    assert_eq!(fired["body"]["schema"], "sys/TimerFired@1");
+    assert_eq!(fired["body"]["delivered_to"]["reducer"], TIMER);
+    assert_eq!(fired["body"]["value"]["status"], "ok");
+    assert_eq!(fired["cause"], json!([r["seq"]]));
+
+    let s = state(&root, TIMER);
+    assert_eq!(s["pc"]["$tag"], "Fired", "{s}");
+    assert_eq!(nat(&s["fired_at_ns"]), delivered);
+    assert_eq!(s["key"], "k1");
+    assert_eq!(nat(&s["deliver_at_ns"]), deliver);
+    replay_and_fsck(&root);
+}
+
+#[test]
+fn a_policy_deny_is_journaled_with_its_rule_and_nothing_is_dispatched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let air = copy_air("timer", tmp.path());
+    // Rule 0 does not match a reducer's timer; rule 1 denies it.
+    std::fs::write(
+        air.join("policy.air.json"),
+        json!({
+            "$kind": "defpolicy",
+            "name": "demo/timer-policy@1",
+            "rules": [
+                {"when": {"effect_kind": "timer.set", "origin_kind": "plan"}, "decision": "allow"},
+                {"when": {"effect_kind": "timer.set", "origin_kind": "reducer"}, "decision": "deny"}
+            ]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let (_d, root) = world_from(&air, TIMER, "timer.wasm", "AOS_TIMER_WASM");
+    // Already due: were it allowed, `send` would dispatch it at once.
+    let deliver = now_ns();
+    expect_code(
+        &aos(&root, &["send", TIMER_EVENT, &start(deliver, "k2")]),
+        0,
+    );
+    expect_code(&aos(&root, &["run", "--until-idle"]), 0);
+
+    let recs = journal(&root);
+    let all = kinds(&recs);
+    assert!(!all.contains(&"effect_receipt"), "{all:?}");
+    assert_eq!(all.iter().filter(|k| **k == "effect_intent").count(), 1);
+    let i = recs.iter().find(|r| r["kind"] == "effect_intent").unwrap();
+    let d = recs
+        .iter()
+        .find(|r| r["kind"] == "policy_decision")
+        .expect("a policy_decision");
+    assert_eq!(d["cause"], json!([i["seq"]]));
+    assert_eq!(d["body"]["allowed"], false);
+    assert_eq!(d["body"]["cap"]["allowed"], true);
+    assert_eq!(d["body"]["policy"]["allowed"], false);
+    assert_eq!(d["body"]["policy"]["rule"], 1);
+    assert!(
+        d["body"]["policy"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("demo/timer-policy@1"),
+        "{d}"
+    );
+
+    let s = state(&root, TIMER);
+    assert_eq!(s["pc"]["$tag"], "Pending", "{s}");
+    assert_eq!(s["fired_at_ns"], Value::Null);
+    replay_and_fsck(&root);
+}
+
+#[test]
+fn blob_echo_stores_bytes_and_reads_them_back() {
+    let air = repo().join("examples/blob-echo/air");
+    let (_d, root) = world_from(&air, BLOB, "blob-echo.wasm", "AOS_BLOB_ECHO_WASM");
+    let bytes = b"hello from blob-echo\n";
+    std::fs::write(root.join("in.txt"), bytes).unwrap();
+    let o = aos(&root, &["blob", "put", "in.txt"]);
+    expect_code(&o, 0);
+    let hash = stdout(&o).trim().to_string();
+    assert_eq!(
+        hash,
+        format!("blake3:{}", blake3::hash(bytes).to_hex()),
+        "blob put prints the hash"
+    );
+
+    // blob effects are due at once: `send` dispatches the whole put → get chain.
+    let put = json!({"$tag": "Put", "$value": {"blob_ref": hash, "namespace": "echo"}});
+    expect_code(&aos(&root, &["send", BLOB_EVENT, &put.to_string()]), 0);
+    expect_code(&aos(&root, &["run", "--until-idle"]), 0);
+
+    let recs = journal(&root);
+    let flow: Vec<&Value> = recs
+        .iter()
+        .filter(|r| {
+            matches!(
+                r["kind"].as_str(),
+                Some("effect_intent" | "policy_decision" | "effect_receipt")
+            ) || (r["kind"] == "domain_event"
+                && r["body"]["schema"].as_str().unwrap().starts_with("sys/"))
+        })
+        .collect();
+    assert_eq!(
+        kinds(&flow.iter().map(|r| (*r).clone()).collect::<Vec<_>>()),
+        [
+            "effect_intent",
+            "policy_decision",
+            "effect_receipt",
+            "domain_event",
+            "effect_intent",
+            "policy_decision",
+            "effect_receipt",
+            "domain_event"
+        ]
+    );
+    assert_eq!(flow[0]["body"]["kind"], "blob.put");
+    assert_eq!(flow[0]["body"]["params"]["blob_ref"], json!(hash));
+    assert_eq!(flow[1]["body"]["allowed"], true);
+    assert_eq!(flow[3]["body"]["schema"], "sys/BlobPutResult@1");
+    assert_eq!(flow[4]["body"]["kind"], "blob.get");
+    assert_eq!(flow[4]["body"]["params"]["key"], json!(hash));
+    assert_eq!(flow[5]["body"]["allowed"], true);
+    assert_eq!(flow[7]["body"]["schema"], "sys/BlobGetResult@1");
+    for r in [flow[2], flow[6]] {
+        let receipt = verified_receipt(&root, r);
+        assert_eq!(receipt.status, Status::Ok);
+        assert_eq!(receipt.payload["blob_ref"], json!(hash));
+        assert_eq!(nat(&receipt.payload["size"]), bytes.len() as u64);
+    }
+
+    let s = state(&root, BLOB);
+    assert_eq!(s["pc"]["$tag"], "Done", "{s}");
+    assert_eq!(s["got_ref"], json!(hash));
+    assert_eq!(nat(&s["got_size"]), bytes.len() as u64);
+    assert_eq!(nat(&s["put_size"]), bytes.len() as u64);
+    assert_eq!(s["matches"], true);
+
+    // The stored bytes come back out of the store intact.
+    let out = root.join("out.txt");
+    expect_code(
+        &aos(&root, &["blob", "get", &hash, "-o", out.to_str().unwrap()]),
+        0,
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), bytes);
+    replay_and_fsck(&root);
+}
+
+#[test]
+fn a_blob_namespace_outside_the_grant_is_refused_by_the_cap_gate() {
+    let air = repo().join("examples/blob-echo/air");
+    let (_d, root) = world_from(&air, BLOB, "blob-echo.wasm", "AOS_BLOB_ECHO_WASM");
+    std::fs::write(root.join("in.txt"), b"x").unwrap();
+    let o = aos(&root, &["blob", "put", "in.txt"]);
+    expect_code(&o, 0);
+    let hash = stdout(&o).trim().to_string();
+    let put = json!({"$tag": "Put", "$value": {"blob_ref": hash, "namespace": "elsewhere"}});
+    expect_code(&aos(&root, &["send", BLOB_EVENT, &put.to_string()]), 0);
+    expect_code(&aos(&root, &["run", "--until-idle"]), 0);
+
+    let recs = journal(&root);
+    assert!(!kinds(&recs).contains(&"effect_receipt"));
+    let d = recs
+        .iter()
+        .find(|r| r["kind"] == "policy_decision")
+        .unwrap();
+    assert_eq!(d["body"]["allowed"], false);
+    assert_eq!(d["body"]["cap"]["allowed"], false);
+    assert_eq!(d["body"]["cap"]["code"], "namespace_not_allowed");
+    assert_eq!(d["body"]["cap"]["grant"], "echo_blobs");
+    let s = state(&root, BLOB);
+    assert_eq!(s["pc"]["$tag"], "Putting", "{s}");
+    replay_and_fsck(&root);
+}
