@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use aos_store::receipt::{Receipt, Status};
 use aos_store::world::{Access, World};
-use common::{aos, expect_code, repo, stdout};
+use common::{aos, expect_code, repo, stderr, stdout};
 use serde_json::{json, Value};
 
 const TIMER_EVENT: &str = "demo/TimerEvent@1";
@@ -341,4 +341,56 @@ fn a_blob_namespace_outside_the_grant_is_refused_by_the_cap_gate() {
     let s = state(&root, BLOB);
     assert_eq!(s["pc"]["$tag"], "Putting", "{s}");
     replay_and_fsck(&root);
+}
+
+#[test]
+fn a_tampered_receipt_in_the_journal_is_found_by_fsck_replay_and_receipts_verify() {
+    let air = repo().join("examples/timer/air");
+    let (_d, root) = world_from(&air, TIMER, "timer.wasm", "AOS_TIMER_WASM");
+    let o = aos(&root, &["send", TIMER_EVENT, &start(1, "k1")]);
+    expect_code(&o, 0);
+    expect_code(&aos(&root, &["receipts", "verify"]), 0);
+    let o = aos(&root, &["--format", "json", "receipts", "ls"]);
+    expect_code(&o, 0);
+    let listed: Value = serde_json::from_str(stdout(&o).lines().next().unwrap()).unwrap();
+    assert_eq!(listed["verified"], true);
+    let seq = listed["seq"].as_u64().unwrap() as usize;
+    // Another key does not verify it.
+    let other = "ed25519:".to_string() + &"11".repeat(32);
+    let o = aos(&root, &["receipts", "verify", "--public-key", &other]);
+    assert_ne!(o.status.code(), Some(0));
+
+    // Change the fired time inside the signed receipt and re-chain the journal.
+    let text = std::fs::read_to_string(root.join(".aos/journal")).unwrap();
+    let mut lines: Vec<Vec<u8>> = text.lines().map(|l| l.as_bytes().to_vec()).collect();
+    let line = String::from_utf8(lines[seq].clone()).unwrap();
+    let v: Value = serde_json::from_str(&line).unwrap();
+    let at = v["body"]["receipt"]["payload"]["delivered_at_ns"].clone();
+    let at_text = at.to_string();
+    assert_eq!(
+        line.matches(&format!("\"delivered_at_ns\":{at_text}"))
+            .count(),
+        1,
+        "{line}"
+    );
+    let forged = line.replace(
+        &format!("\"delivered_at_ns\":{at_text}"),
+        "\"delivered_at_ns\":42",
+    );
+    lines[seq] = forged.into_bytes();
+    common::write_journal(&root, lines, seq, true);
+
+    let o = aos(&root, &["fsck"]);
+    expect_code(&o, 1);
+    assert!(stdout(&o).contains("receipt_invalid"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(&format!("journal seq {seq}")),
+        "{}",
+        stdout(&o)
+    );
+    let o = aos(&root, &["receipts", "verify"]);
+    expect_code(&o, 1);
+    let o = aos(&root, &["replay", "--verify"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains(&format!("seq {seq}")), "{}", stderr(&o));
 }

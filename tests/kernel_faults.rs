@@ -559,42 +559,6 @@ fn run_reports_the_journal_head_it_leaves() {
 // 2. A tampered journal
 // ---------------------------------------------------------------------------------------
 
-fn line_hash(line: &[u8]) -> String {
-    format!("blake3:{}", blake3::hash(line).to_hex())
-}
-
-/// The line with its `prev` replaced (the field is second to last in canonical order).
-fn with_prev(line: &[u8], prev: &str) -> Vec<u8> {
-    let text = std::str::from_utf8(line).unwrap();
-    let key = r#","prev":""#;
-    let at = text.rfind(key).expect("a prev field") + key.len();
-    let old_len = "blake3:".len() + 64;
-    assert!(text[at..].starts_with("blake3:"), "{text}");
-    format!("{}{prev}{}", &text[..at], &text[at + old_len..]).into_bytes()
-}
-
-/// Write `lines` as the journal; with `rechain`, every `prev` after `from` is recomputed so
-/// the hash chain vouches for the edit. The index and the state cache are removed so
-/// nothing stale vouches for the old bytes.
-fn write_journal(root: &Path, mut lines: Vec<Vec<u8>>, from: usize, rechain: bool) {
-    if rechain {
-        for i in from + 1..lines.len() {
-            let prev = line_hash(&lines[i - 1]);
-            lines[i] = with_prev(&lines[i], &prev);
-        }
-    }
-    let mut bytes = Vec::new();
-    for l in &lines {
-        // Each edited line is still canonical JSON: parse and re-encode agree on its shape.
-        parse(l);
-        bytes.extend_from_slice(l);
-        bytes.push(b'\n');
-    }
-    fs::write(root.join(".aos/journal"), bytes).unwrap();
-    let _ = fs::remove_file(root.join(".aos/journal.idx"));
-    let _ = fs::remove_file(root.join(".aos/cache/state.json"));
-}
-
 fn replace_once(line: &[u8], from: &str, to: &str) -> Vec<u8> {
     let text = std::str::from_utf8(line).unwrap();
     assert_eq!(text.matches(from).count(), 1, "{from} in {text}");

@@ -168,3 +168,41 @@ pub fn reducer_wasm(file: &str, env_var: &str) -> PathBuf {
 pub fn counter_wasm() -> PathBuf {
     reducer_wasm("counter.wasm", "AOS_COUNTER_WASM")
 }
+
+/// `blake3:<hex>` of a journal line: the `prev` of the line after it.
+pub fn line_hash(line: &[u8]) -> String {
+    format!("blake3:{}", blake3::hash(line).to_hex())
+}
+
+/// The line with its `prev` replaced (the field is second to last in canonical order).
+pub fn with_prev(line: &[u8], prev: &str) -> Vec<u8> {
+    let text = std::str::from_utf8(line).expect("a UTF-8 journal line");
+    let key = r#","prev":""#;
+    let at = text.rfind(key).expect("a prev field") + key.len();
+    let old_len = "blake3:".len() + 64;
+    assert!(text[at..].starts_with("blake3:"), "{text}");
+    format!("{}{prev}{}", &text[..at], &text[at + old_len..]).into_bytes()
+}
+
+/// Write `lines` as the journal; with `rechain`, every `prev` after `from` is recomputed
+/// so the hash chain vouches for an edit (as a careful forger would). The index and the
+/// state cache are removed so nothing stale vouches for the old bytes.
+pub fn write_journal(root: &Path, mut lines: Vec<Vec<u8>>, from: usize, rechain: bool) {
+    if rechain {
+        for i in from + 1..lines.len() {
+            let prev = line_hash(&lines[i - 1]);
+            lines[i] = with_prev(&lines[i], &prev);
+        }
+    }
+    let mut bytes = Vec::new();
+    for l in &lines {
+        serde_json::from_slice::<serde_json::Value>(l).unwrap_or_else(|e| {
+            panic!("edited journal line {:?}: {e}", String::from_utf8_lossy(l))
+        });
+        bytes.extend_from_slice(l);
+        bytes.push(b'\n');
+    }
+    std::fs::write(root.join(".aos/journal"), bytes).expect("write the journal");
+    let _ = std::fs::remove_file(root.join(".aos/journal.idx"));
+    let _ = std::fs::remove_file(root.join(".aos/cache/state.json"));
+}
