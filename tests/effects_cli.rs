@@ -394,3 +394,53 @@ fn a_tampered_receipt_in_the_journal_is_found_by_fsck_replay_and_receipts_verify
     assert_ne!(o.status.code(), Some(0));
     assert!(stderr(&o).contains(&format!("seq {seq}")), "{}", stderr(&o));
 }
+
+#[test]
+fn a_run_killed_while_an_intent_is_open_dispatches_it_once_on_the_next_run() {
+    let air = repo().join("examples/timer/air");
+    let (_d, root) = world_from(&air, TIMER, "timer.wasm", "AOS_TIMER_WASM");
+    // Due in 600 ms: `aos run --until-idle` waits for it, and is killed while waiting
+    // (or, on a slow machine, just after it fired: either way the end must be the same).
+    let deliver = now_ns() + 600_000_000;
+    expect_code(
+        &aos(&root, &["send", TIMER_EVENT, &start(deliver, "k1")]),
+        0,
+    );
+    let open_before: Vec<Value> = journal(&root)
+        .into_iter()
+        .filter(|r| r["kind"] == "effect_intent")
+        .collect();
+    assert_eq!(open_before.len(), 1);
+    let mut child = std::process::Command::new(common::aos_bin())
+        .args(["run", "--until-idle"])
+        .current_dir(&root)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    child.kill().unwrap();
+    let _ = child.wait();
+    // The next run dispatches whatever is still open, with the intent's own key.
+    expect_code(&aos(&root, &["run", "--until-idle"]), 0);
+    let recs = journal(&root);
+    let receipts: Vec<&Value> = recs
+        .iter()
+        .filter(|r| r["kind"] == "effect_receipt")
+        .collect();
+    assert_eq!(receipts.len(), 1, "exactly one receipt: {recs:#?}");
+    assert_eq!(
+        receipts[0]["body"]["receipt"]["intent_hash"],
+        open_before[0]["body"]["intent_hash"]
+    );
+    let fired: Vec<&Value> = recs
+        .iter()
+        .filter(|r| r["body"]["schema"] == "sys/TimerFired@1")
+        .collect();
+    assert_eq!(fired.len(), 1, "delivered once");
+    // Nothing is left to do, and a further run changes nothing.
+    let len = recs.len();
+    expect_code(&aos(&root, &["run", "--no-wait"]), 0);
+    assert_eq!(journal(&root).len(), len);
+    replay_and_fsck(&root);
+}
