@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use air_fmt::load::AirSet;
+use air_fmt::{Def, DefKind};
 use aos_adapters::adapter::dispatch;
 use aos_adapters::blob::BlobAdapter;
 use aos_adapters::http::{HttpAdapter, HttpConfig};
@@ -117,7 +119,7 @@ impl Dispatcher {
                     .map(|(hash, open)| {
                         let grant =
                             set.map(|set| aos_kernel::gates::grant_params(set, &open.grant));
-                        scope.spawn(move || self.one(*hash, open, grant))
+                        scope.spawn(move || self.one(set, *hash, open, grant))
                     })
                     .collect();
                 handles
@@ -132,6 +134,7 @@ impl Dispatcher {
 
     fn one(
         &self,
+        set: Option<&AirSet>,
         hash: Hash,
         open: &OpenIntent,
         grant: Option<Result<Value, String>>,
@@ -146,6 +149,9 @@ impl Dispatcher {
             }
         };
         let secrets = |name: &str| -> Option<String> {
+            if !secret_allowed(set, &open.grant, name) {
+                return None;
+            }
             self.secrets
                 .get(name)
                 .ok()
@@ -180,6 +186,24 @@ impl Dispatcher {
             })
             .ok()
     }
+}
+
+/// A secret reaches an adapter only when the manifest declares it: a `defsecret` whose
+/// `binding_id` names it (`NAME`, `env:NAME` or `secret:NAME`) and whose `allowed_caps`
+/// lists the intent's grant.
+fn secret_allowed(set: Option<&AirSet>, grant: &str, name: &str) -> bool {
+    let Some(set) = set else { return false };
+    set.of_kind(DefKind::Secret).any(|l| match &l.item {
+        Def::Secret(s) => {
+            let bound = s
+                .binding_id
+                .strip_prefix("env:")
+                .or_else(|| s.binding_id.strip_prefix("secret:"))
+                .unwrap_or(&s.binding_id);
+            bound == name && s.allowed_caps.iter().any(|c| c == grant)
+        }
+        _ => false,
+    })
 }
 
 /// When an intent may run: a timer at its `deliver_at_ns`, everything else now.
@@ -227,4 +251,24 @@ fn llm_providers(extra: &serde_json::Map<String, Value>) -> anyhow::Result<Vec<L
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use air_fmt::load::{load, Source};
+
+    #[test]
+    fn only_declared_secrets_reach_an_adapter_and_only_through_their_grants() {
+        let text = r#"[{"$kind":"defsecret","name":"t/key@1","binding_id":"env:LLM_KEY","allowed_caps":["llm_grant"],"allowed_plans":[]}]"#;
+        let (set, diags) = load(&[Source {
+            name: "t.air.json".into(),
+            bytes: text.as_bytes().to_vec(),
+        }]);
+        assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
+        assert!(secret_allowed(Some(&set), "llm_grant", "LLM_KEY"));
+        assert!(!secret_allowed(Some(&set), "other_grant", "LLM_KEY"));
+        assert!(!secret_allowed(Some(&set), "llm_grant", "OTHER_KEY"));
+        assert!(!secret_allowed(None, "llm_grant", "LLM_KEY"));
+    }
 }
