@@ -114,11 +114,11 @@ impl Plan {
     }
 }
 
-fn name(s: &str) -> Name {
+pub(crate) fn name(s: &str) -> Name {
     Name::parse(s).expect("a valid name")
 }
 
-fn origin() -> Value {
+pub(crate) fn origin() -> Value {
     json!({"who": "aos-bench", "via": "aos-bench"})
 }
 
@@ -133,29 +133,36 @@ fn repo() -> PathBuf {
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
-/// The counter reducer, found like `kernel/tests/counter_reducer.rs` finds it:
-/// `$AOS_COUNTER_WASM`, `$CARGO_TARGET_DIR/reducers/counter.wasm`, the target directory
-/// this binary was built in, and scripts/env.sh's default (`~/.cache/aos/target`).
+/// The counter reducer (see [`reducer_wasm`]).
 fn counter_wasm() -> Res<(PathBuf, Vec<u8>)> {
+    reducer_wasm("counter", "AOS_COUNTER_WASM")
+}
+
+/// A built example reducer `<file>.wasm`, found like `kernel/tests/counter_reducer.rs`
+/// finds the counter: `$<env>`, `$CARGO_TARGET_DIR/reducers/<file>.wasm`, the target
+/// directory this binary was built in, and scripts/env.sh's default
+/// (`~/.cache/aos/target`).
+pub(crate) fn reducer_wasm(file: &str, env: &str) -> Res<(PathBuf, Vec<u8>)> {
+    let file = format!("{file}.wasm");
     let mut tried = Vec::new();
-    if let Some(p) = std::env::var_os("AOS_COUNTER_WASM") {
+    if let Some(p) = std::env::var_os(env) {
         tried.push(PathBuf::from(p));
     }
     if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
-        tried.push(PathBuf::from(t).join("reducers/counter.wasm"));
+        tried.push(PathBuf::from(t).join("reducers").join(&file));
     }
     // This binary lives at <target>/<profile>/aos-bench.
     if let Some(t) = std::env::current_exe()
         .ok()
         .and_then(|e| e.ancestors().nth(2).map(Path::to_path_buf))
     {
-        tried.push(t.join("reducers/counter.wasm"));
+        tried.push(t.join("reducers").join(&file));
     }
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
     if let Some(c) = cache {
-        tried.push(c.join("aos/target/reducers/counter.wasm"));
+        tried.push(c.join("aos/target/reducers").join(&file));
     }
     for p in &tried {
         if let Ok(bytes) = std::fs::read(p) {
@@ -163,8 +170,8 @@ fn counter_wasm() -> Res<(PathBuf, Vec<u8>)> {
         }
     }
     Err(format!(
-        "the counter reducer is not built (looked at {tried:?}); run scripts/build-reducers.sh \
-         (with the same CARGO_TARGET_DIR), or set AOS_COUNTER_WASM to a built counter.wasm"
+        "the reducer {file} is not built (looked at {tried:?}); run scripts/build-reducers.sh \
+         (with the same CARGO_TARGET_DIR), or set {env} to a built {file}"
     )
     .into())
 }
@@ -172,7 +179,19 @@ fn counter_wasm() -> Res<(PathBuf, Vec<u8>)> {
 /// A world at `root` whose genesis manifest is the counter example, as
 /// `aos init --air examples/counter/air --module demo/CounterSM@1=counter.wasm` makes it.
 fn create_world(root: &Path, wasm: &[u8]) -> Res<()> {
-    let dir = repo().join("examples/counter/air");
+    create_example_world(root, "counter", REDUCER, wasm)
+}
+
+/// A world at `root` whose genesis manifest is `examples/<example>/air` with `module`'s
+/// wasm hash filled in, as `aos init --air examples/<example>/air --module
+/// <module>=<file>.wasm` makes it.
+pub(crate) fn create_example_world(
+    root: &Path,
+    example: &str,
+    module: &str,
+    wasm: &[u8],
+) -> Res<()> {
+    let dir = repo().join("examples").join(example).join("air");
     let mut sources = Vec::new();
     for e in std::fs::read_dir(&dir)? {
         let p = e?.path();
@@ -187,7 +206,7 @@ fn create_world(root: &Path, wasm: &[u8]) -> Res<()> {
     let (mut set, mut diags) = load(&sources);
     diags.extend(fill_wasm_hashes(
         &mut set,
-        &BTreeMap::from([(name(REDUCER), Hash::of(wasm))]),
+        &BTreeMap::from([(name(module), Hash::of(wasm))]),
     ));
     diags.extend(validate(&set));
     let (assembled, more) = assemble(&set);
@@ -195,9 +214,11 @@ fn create_world(root: &Path, wasm: &[u8]) -> Res<()> {
     let assembled = match assembled {
         Some(a) if !has_errors(&diags) => a,
         _ => {
-            return Err(
-                format!("the counter AIR in {} has errors: {diags:?}", dir.display()).into(),
+            return Err(format!(
+                "the {example} AIR in {} has errors: {diags:?}",
+                dir.display()
             )
+            .into())
         }
     };
     let mut objects = vec![wasm.to_vec()];

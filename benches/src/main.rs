@@ -1,7 +1,7 @@
 //! `aos-bench`: measures aos and a baseline in the same run and prints the ratio.
 //!
 //! ```text
-//! aos-bench objects|journal|open|fsck|fork|air|kernel|all [--quick] [--dir DIR] [--json] [--strict]
+//! aos-bench objects|journal|open|fsck|fork|air|kernel|effects|all [--quick] [--dir DIR] [--json] [--strict]
 //! ```
 //!
 //! Each benchmark lives in its own module; fixtures (worlds with many records) are built
@@ -9,6 +9,7 @@
 //! directory, so the numbers are for a real disk and not a tmpfs) and removed at exit.
 
 mod air;
+mod effects;
 mod fixture;
 mod fork;
 mod fsck;
@@ -30,7 +31,7 @@ use serde_json::json;
 #[global_allocator]
 static ALLOC: mem::Counting = mem::Counting;
 
-const USAGE: &str = "usage: aos-bench <objects|journal|open|fsck|fork|air|kernel|all>... [--quick] [--dir DIR] [--json] [--strict]
+const USAGE: &str = "usage: aos-bench <objects|journal|open|fsck|fork|air|kernel|effects|all>... [--quick] [--dir DIR] [--json] [--strict]
 
   objects   write 1 KiB and 1 MiB files to the object store vs `git hash-object -w --stdin-paths`;
             hashing vs raw blake3 and b3sum
@@ -42,6 +43,9 @@ const USAGE: &str = "usage: aos-bench <objects|journal|open|fsck|fork|air|kernel
             diff of two 10k-def sets; `aos air check` / `aos air diff` as processes
   kernel    replay of 1M counter events vs a bare wasmtime loop; replay memory at 250k
             and 1M; `aos send` of one event as a process vs `git commit`
+  effects   timer effects/s through inject, gate, dispatch 8 at a time, sign, verify,
+            journal and deliver vs bare loopback GETs; gate + sign + verify per
+            http.request effect vs one bare loopback GET
   all       every benchmark above, in that order
 
   --quick   smaller sizes, fewer runs
@@ -49,8 +53,8 @@ const USAGE: &str = "usage: aos-bench <objects|journal|open|fsck|fork|air|kernel
   --json    print one JSON document instead of tables (progress still goes to stderr)
   --strict  exit with status 1 when a target is missed";
 
-const ALL: [&str; 7] = [
-    "objects", "journal", "open", "fsck", "fork", "air", "kernel",
+const ALL: [&str; 8] = [
+    "objects", "journal", "open", "fsck", "fork", "air", "kernel", "effects",
 ];
 
 struct Args {
@@ -164,6 +168,7 @@ fn run_one(
         "fork" => fork::run_bench(fx),
         "air" => air::run_bench(scratch, args.quick),
         "kernel" => kernel::run_bench(scratch, args.quick),
+        "effects" => effects::run_bench(scratch, args.quick),
         _ => unreachable!("checked by parse_args"),
     }
 }
