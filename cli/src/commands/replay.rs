@@ -66,7 +66,11 @@ pub fn run(ctx: &Ctx, args: ReplayArgs) -> anyhow::Result<Outcome> {
             secs,
             b.inputs,
             b.derived,
-            if args.verify { format!(", {} snapshots verified", b.snapshots_checked) } else { String::new() }
+            if args.verify { format!(
+                    ", {} snapshot{} verified",
+                    b.snapshots_checked,
+                    if b.snapshots_checked == 1 { "" } else { "s" }
+                ) } else { String::new() }
         );
         println!("state {state}");
         if s.pending() > 0 {

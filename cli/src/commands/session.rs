@@ -65,6 +65,42 @@ pub fn summary(kind: &str, body: &Value) -> String {
             short("intent_hash")
         ),
         CASCADE_STOPPED => s("reason"),
+        POLICY_DECISION => {
+            let allowed = body.get("allowed").and_then(Value::as_bool) == Some(true);
+            let part = |k: &str| {
+                body.get(k)
+                    .and_then(|v| v.get("reason"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+            };
+            if allowed {
+                format!("allowed (intent {})", short("intent_hash"))
+            } else if body
+                .get("cap")
+                .and_then(|c| c.get("allowed"))
+                .and_then(Value::as_bool)
+                == Some(false)
+            {
+                format!("denied by capability: {}", part("cap"))
+            } else {
+                format!("denied by policy: {}", part("policy"))
+            }
+        }
+        EFFECT_RECEIPT => {
+            let r = body.get("receipt");
+            let f = |k: &str| {
+                r.and_then(|r| r.get(k))
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .to_string()
+            };
+            format!(
+                "{} {} by {}",
+                f("effect_kind"),
+                f("status"),
+                f("adapter_id")
+            )
+        }
         SNAPSHOT => format!("state {}", s("snapshot")),
         _ => compact(Some(body)),
     }
