@@ -8,14 +8,12 @@ mod common;
 
 use std::path::Path;
 
-use air_fmt::assemble::assemble;
-use air_fmt::load::{load, Source};
 use aos_kernel::records::*;
 use aos_kernel::session::{BootOptions, EventIn, Session, Start};
 use aos_kernel::KernelError;
 use aos_store::receipt::{Receipt, Status, Unsigned};
-use aos_store::world::{Access, Genesis, World};
-use aos_store::{canon, Hash};
+use aos_store::world::Access;
+use aos_store::Hash;
 use common::echo;
 use ed25519_dalek::{Signer, SigningKey};
 use serde_json::json;
@@ -52,28 +50,7 @@ fn world(decision: &str) -> Fixture {
     let root = dir.path().join("w");
     // Every step asks for a timer and keeps an empty state; `ann` echoes the input.
     let wasm = echo_with_effect();
-    let text = AIR
-        .replace("{{timers}}", &Hash::of(&wasm).to_string())
-        .replace("{{decision}}", decision);
-    let (set, diags) = load(&[Source {
-        name: "t.air.json".into(),
-        bytes: text.into_bytes(),
-    }]);
-    assert!(diags.iter().all(|d| !d.is_error()), "{diags:#?}");
-    let errors: Vec<_> = air_fmt::validate::validate(&set)
-        .into_iter()
-        .filter(|d| d.is_error())
-        .collect();
-    assert!(errors.is_empty(), "{errors:#?}");
-    let (assembled, diags) = assemble(&set);
-    let assembled = assembled.unwrap_or_else(|| panic!("{diags:#?}"));
-    let mut objects = vec![wasm];
-    for (_, v) in assembled.defs.values() {
-        objects.push(canon::value_to_vec(v).unwrap());
-    }
-    objects.push(canon::value_to_vec(&assembled.manifest).unwrap());
-    let mut body = serde_json::Map::new();
-    body.insert("manifest".into(), json!(assembled.manifest_hash));
+    let air = AIR.replace("{{decision}}", decision);
     let key = SigningKey::from_bytes(&[7; 32]);
     let public = format!(
         "ed25519:{}",
@@ -83,17 +60,7 @@ fn world(decision: &str) -> Fixture {
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     );
-    World::create(
-        &root,
-        Genesis {
-            public_key: public,
-            secret_key_file: b"unused",
-            origin: json!({"who": "test", "via": "test"}),
-            objects,
-            body,
-        },
-    )
-    .unwrap();
+    common::create_world(&root, &air, &[("timers", wasm)], &public);
     Fixture {
         _dir: dir,
         root,

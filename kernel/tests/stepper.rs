@@ -6,13 +6,10 @@ mod common;
 
 use std::path::Path;
 
-use air_fmt::assemble::assemble;
-use air_fmt::load::{load, Source};
 use aos_kernel::records::*;
 use aos_kernel::session::{BootOptions, EventIn, Session, Start};
 use aos_kernel::KernelError;
-use aos_store::world::{Access, Genesis, World};
-use aos_store::{canon, Hash};
+use aos_store::world::Access;
 use common::{constant, echo};
 use serde_json::json;
 
@@ -20,44 +17,9 @@ fn name(s: &str) -> air_fmt::Name {
     air_fmt::Name::parse(s).unwrap()
 }
 
-/// Create a world whose genesis manifest is `air` (defs + manifest; `{{NAME}}` in the
-/// text is replaced by the hash of `modules[NAME]`), with the modules stored.
+/// A world whose genesis manifest is `air`, with `modules` stored.
 fn create(root: &Path, air: &str, modules: &[(&str, Vec<u8>)]) {
-    let mut text = air.to_string();
-    let mut objects = Vec::new();
-    for (n, wasm) in modules {
-        text = text.replace(&format!("{{{{{n}}}}}"), &Hash::of(wasm).to_string());
-        objects.push(wasm.clone());
-    }
-    let (set, diags) = load(&[Source {
-        name: "test.air.json".into(),
-        bytes: text.into_bytes(),
-    }]);
-    assert!(diags.iter().all(|d| !d.is_error()), "{diags:#?}");
-    let errors: Vec<_> = air_fmt::validate::validate(&set)
-        .into_iter()
-        .filter(|d| d.is_error())
-        .collect();
-    assert!(errors.is_empty(), "{errors:#?}");
-    let (assembled, diags) = assemble(&set);
-    let assembled = assembled.unwrap_or_else(|| panic!("{diags:#?}"));
-    for (_, v) in assembled.defs.values() {
-        objects.push(canon::value_to_vec(v).unwrap());
-    }
-    objects.push(canon::value_to_vec(&assembled.manifest).unwrap());
-    let mut body = serde_json::Map::new();
-    body.insert("manifest".into(), json!(assembled.manifest_hash));
-    World::create(
-        root,
-        Genesis {
-            public_key: format!("ed25519:{}", "00".repeat(32)),
-            secret_key_file: b"test",
-            origin: json!({"who": "test", "via": "test"}),
-            objects,
-            body,
-        },
-    )
-    .unwrap();
+    common::create_world(root, air, modules, &format!("ed25519:{}", "00".repeat(32)));
 }
 
 const AIR: &str = r#"[

@@ -122,3 +122,55 @@ pub fn load(rt: &Runtime, wasm: &[u8]) -> Hash {
     rt.load(&h, wasm).expect("load");
     h
 }
+
+/// Create a world at `root` whose genesis manifest is `air` (defs + manifest as JSON;
+/// `{{NAME}}` in the text is replaced by the hash of `modules[NAME]`), with the modules
+/// stored and `public_key` (`ed25519:<hex>`) as its receipt key. The AIR must validate.
+pub fn create_world(
+    root: &std::path::Path,
+    air: &str,
+    modules: &[(&str, Vec<u8>)],
+    public_key: &str,
+) {
+    use air_fmt::assemble::assemble;
+    use air_fmt::load::{load, Source};
+    use aos_store::canon;
+    use aos_store::world::{Genesis, World};
+    use serde_json::json;
+
+    let mut text = air.to_string();
+    let mut objects = Vec::new();
+    for (n, wasm) in modules {
+        text = text.replace(&format!("{{{{{n}}}}}"), &Hash::of(wasm).to_string());
+        objects.push(wasm.clone());
+    }
+    let (set, diags) = load(&[Source {
+        name: "test.air.json".into(),
+        bytes: text.into_bytes(),
+    }]);
+    assert!(diags.iter().all(|d| !d.is_error()), "{diags:#?}");
+    let errors: Vec<_> = air_fmt::validate::validate(&set)
+        .into_iter()
+        .filter(|d| d.is_error())
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let (assembled, diags) = assemble(&set);
+    let assembled = assembled.unwrap_or_else(|| panic!("{diags:#?}"));
+    for (_, v) in assembled.defs.values() {
+        objects.push(canon::value_to_vec(v).unwrap());
+    }
+    objects.push(canon::value_to_vec(&assembled.manifest).unwrap());
+    let mut body = serde_json::Map::new();
+    body.insert("manifest".into(), json!(assembled.manifest_hash));
+    World::create(
+        root,
+        Genesis {
+            public_key: public_key.to_string(),
+            secret_key_file: b"test",
+            origin: json!({"who": "test", "via": "test"}),
+            objects,
+            body,
+        },
+    )
+    .unwrap();
+}
