@@ -6,6 +6,7 @@
 pub mod error;
 pub mod gates;
 pub mod manifest;
+pub mod plans;
 pub mod records;
 pub mod replay;
 pub mod session;
