@@ -6,6 +6,7 @@
 pub mod error;
 pub mod gates;
 pub mod manifest;
+mod plan_runs;
 pub mod plans;
 pub mod records;
 pub mod replay;

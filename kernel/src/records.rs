@@ -16,6 +16,8 @@ pub const EFFECT_INTENT: &str = "effect_intent";
 pub const POLICY_DECISION: &str = "policy_decision";
 pub const EFFECT_RECEIPT: &str = "effect_receipt";
 pub const CASCADE_STOPPED: &str = "cascade_stopped";
+pub const PLAN_STARTED: &str = "plan_started";
+pub const PLAN_ENDED: &str = "plan_ended";
 pub const SNAPSHOT: &str = "snapshot";
 
 /// Kinds that are always inputs, whatever their cause links.

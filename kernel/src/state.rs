@@ -105,6 +105,104 @@ impl OpenIntent {
     }
 }
 
+/// A plan run in flight.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanRun {
+    pub plan: Name,
+    /// The manifest it started under (it finishes under it).
+    pub manifest: Hash,
+    pub input: Value,
+    pub vars: BTreeMap<String, Value>,
+    /// What each finished step produced (`@step:ID`).
+    pub steps: BTreeMap<String, Value>,
+    pub done: std::collections::BTreeSet<String>,
+    /// The `await_receipt` step it is parked on, with the handle it waits for.
+    pub waiting: Option<(String, Hash)>,
+    /// Receipts of its intents that have arrived, by handle.
+    pub receipts: BTreeMap<Hash, Value>,
+}
+
+impl PlanRun {
+    fn to_json(&self, run: u64) -> Value {
+        json!({
+            "run": canon::u64_value(run),
+            "plan": self.plan,
+            "manifest": self.manifest,
+            "input": self.input,
+            "vars": self.vars,
+            "steps": self.steps,
+            "done": self.done,
+            "waiting": self.waiting.as_ref().map(|(s, h)| json!({"step": s, "handle": h})),
+            "receipts": self.receipts.iter().map(|(h, v)| json!({"handle": h, "value": v})).collect::<Vec<_>>(),
+        })
+    }
+
+    fn from_json(v: &Value) -> Result<(u64, PlanRun), String> {
+        let num = |x: Option<&Value>| match x {
+            Some(Value::Number(n)) => n.as_u64(),
+            Some(Value::String(s)) => s.parse().ok(),
+            _ => None,
+        };
+        let run = num(v.get("run")).ok_or("a plan run has no `run`")?;
+        let plan = v
+            .get("plan")
+            .and_then(Value::as_str)
+            .and_then(|s| Name::parse(s).ok())
+            .ok_or("a plan run has no `plan`")?;
+        let map = |k: &str| -> BTreeMap<String, Value> {
+            v.get(k)
+                .and_then(Value::as_object)
+                .map(|o| o.iter().map(|(a, b)| (a.clone(), b.clone())).collect())
+                .unwrap_or_default()
+        };
+        let done = v
+            .get("done")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let waiting = match v.get("waiting") {
+            Some(Value::Object(w)) => Some((
+                w.get("step")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                hash_field(w.get("handle").unwrap_or(&Value::Null), "handle")?,
+            )),
+            _ => None,
+        };
+        let mut receipts = BTreeMap::new();
+        for r in v
+            .get("receipts")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            receipts.insert(
+                hash_field(r.get("handle").unwrap_or(&Value::Null), "handle")?,
+                r.get("value").cloned().unwrap_or(Value::Null),
+            );
+        }
+        Ok((
+            run,
+            PlanRun {
+                plan,
+                manifest: hash_field(v.get("manifest").unwrap_or(&Value::Null), "manifest")?,
+                input: v.get("input").cloned().unwrap_or(Value::Null),
+                vars: map("vars"),
+                steps: map("steps"),
+                done,
+                waiting,
+                receipts,
+            },
+        ))
+    }
+}
+
 /// Everything derived state the kernel keeps between inputs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorldState {
@@ -113,6 +211,8 @@ pub struct WorldState {
     pub reducers: BTreeMap<Name, ReducerState>,
     /// Allowed intents without a receipt, by intent hash.
     pub open: BTreeMap<Hash, OpenIntent>,
+    /// Plan runs in flight, by run id (the seq of their `plan_started` record).
+    pub runs: BTreeMap<u64, PlanRun>,
 }
 
 /// A snapshot as objects: the snapshot value and every object it names.
@@ -131,6 +231,7 @@ impl WorldState {
             limits,
             reducers: BTreeMap::new(),
             open: BTreeMap::new(),
+            runs: BTreeMap::new(),
         }
     }
 
@@ -164,6 +265,7 @@ impl WorldState {
             "limits": limits_json(&self.limits),
             "reducers": reducers,
             "open_work": self.open_work(),
+            "plan_runs": self.runs.iter().map(|(id, r)| r.to_json(*id)).collect::<Vec<_>>(),
         });
         let bytes = canon::value_to_vec(&snapshot).unwrap_or_default();
         let hash = Hash::of(&bytes);
@@ -243,11 +345,22 @@ impl WorldState {
             let (h, o) = OpenIntent::from_json(entry)?;
             open.insert(h, o);
         }
+        let mut runs = BTreeMap::new();
+        for entry in snapshot
+            .get("plan_runs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let (id, r) = PlanRun::from_json(entry)?;
+            runs.insert(id, r);
+        }
         Ok(WorldState {
             manifest,
             limits,
             reducers,
             open,
+            runs,
         })
     }
 }

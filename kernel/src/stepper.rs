@@ -59,14 +59,14 @@ pub struct Kernel {
 }
 
 /// One event to route: its record seq, schema and canonical value.
-struct Pending {
-    seq: u64,
-    schema: Name,
-    value: Value,
-    key: Option<Value>,
+pub(crate) struct Pending {
+    pub(crate) seq: u64,
+    pub(crate) schema: Name,
+    pub(crate) value: Value,
+    pub(crate) key: Option<Value>,
     /// Delivered to this reducer only (a receipt going back to the reducer that asked
     /// for the effect), not through `routing.events`.
-    target: Option<Route>,
+    pub(crate) target: Option<Route>,
 }
 
 impl Kernel {
@@ -306,13 +306,17 @@ impl Kernel {
                 steps += 1;
                 self.step(objects, m, route, &ev, seq, rec, &mut out, &mut queue)?;
             }
+            if ev.target.is_none() {
+                self.start_plans(m, &ev, seq, rec, &mut out, &mut queue)?;
+            }
         }
         Ok(out)
     }
 
     /// A receipt: close its intent and, for a reducer's micro-effect that succeeded,
     /// deliver the result event (`sys/TimerFired@1`, `sys/BlobPutResult@1`,
-    /// `sys/BlobGetResult@1`) to that reducer (and cell), then run the cascade.
+    /// `sys/BlobGetResult@1`) to that reducer (and cell), then run the cascade. A
+    /// plan's receipt wakes its run.
     fn receipt(&mut self, objects: &ObjectStore, seq: u64, rec: &Record) -> Result<Vec<NewRecord>> {
         let bad = |reason: String| KernelError::Record {
             seq,
@@ -331,6 +335,29 @@ impl Kernel {
         let Some(m) = self.manifest.clone() else {
             return Ok(Vec::new());
         };
+        if open.origin.get("kind").and_then(Value::as_str) == Some("plan") {
+            let run = match open.origin.get("run") {
+                Some(Value::Number(n)) => n.as_u64(),
+                Some(Value::String(s)) => s.parse().ok(),
+                _ => None,
+            };
+            let Some(run) = run else {
+                return Ok(Vec::new());
+            };
+            let mut out = Vec::new();
+            let mut queue = VecDeque::new();
+            self.plan_receipt(
+                &m,
+                run,
+                receipt.intent_hash,
+                receipt.payload.clone(),
+                seq,
+                rec,
+                &mut out,
+                &mut queue,
+            )?;
+            return self.cascade(objects, &m, seq, rec, queue, out);
+        }
         let schema = match open.kind.as_str() {
             "timer.set" => "sys/TimerFired@1",
             "blob.put" => "sys/BlobPutResult@1",
@@ -808,7 +835,7 @@ fn gate(
 }
 
 /// A derived record: the input's time, the given cause and body.
-fn derived(input: &Record, kind: &str, cause: Vec<u64>, body: Value) -> NewRecord {
+pub(crate) fn derived(input: &Record, kind: &str, cause: Vec<u64>, body: Value) -> NewRecord {
     NewRecord {
         at_ns: input.at_ns,
         kind: kind.to_string(),

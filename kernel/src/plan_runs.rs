@@ -1,0 +1,560 @@
+//! Plan runs in the stepper: a trigger's domain event starts a run (`plan_started`); the
+//! run executes one ready step at a time in step-id order — `assign`, `emit_effect`
+//! (through the same gates as every effect, origin kind `plan`), `await_receipt` (parks
+//! until the receipt is journaled), `raise_event` (routed like any domain event) and
+//! `end` (`plan_ended` with the result). A step is ready when every edge into it comes
+//! from a finished step and its `when` guard holds. An expression that fails, a denied
+//! effect or a step this engine does not run yet ends that run with a journaled error
+//! and leaves every other run alone. Everything here is deterministic: replay re-derives
+//! the same records.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use air_fmt::model::{DefPlan, StepKind};
+use air_fmt::value::canonicalize;
+use air_fmt::{Def, DefKind, Name, TypeExpr};
+use aos_store::canon;
+use aos_store::journal::{NewRecord, Record};
+use aos_store::Hash;
+use serde_json::{json, Map, Value};
+
+use crate::error::Result;
+use crate::gates::{self, OriginKind};
+use crate::manifest::ActiveManifest;
+use crate::plans::expr::{eval, eval_or_value, truthy, Env};
+use crate::records::{DOMAIN_EVENT, EFFECT_INTENT, PLAN_ENDED, PLAN_STARTED, POLICY_DECISION};
+use crate::state::{OpenIntent, PlanRun};
+use crate::stepper::{derived, Kernel, Pending};
+
+/// How a step went.
+enum Tick {
+    /// Finished; look for the next ready step.
+    Done,
+    /// Parked on a receipt.
+    Parked,
+    /// The run is over (journaled).
+    Ended,
+}
+
+impl Kernel {
+    /// Start every plan a trigger names for this event, and run each until it parks.
+    pub(crate) fn start_plans(
+        &mut self,
+        m: &ActiveManifest,
+        ev: &Pending,
+        base: u64,
+        input: &Record,
+        out: &mut Vec<NewRecord>,
+        queue: &mut VecDeque<Pending>,
+    ) -> Result<()> {
+        let Some(manifest) = &m.set.manifest else {
+            return Ok(());
+        };
+        let triggers: Vec<Name> = manifest
+            .item
+            .triggers
+            .iter()
+            .filter(|t| t.event == ev.schema)
+            .map(|t| t.plan.clone())
+            .collect();
+        for plan in triggers {
+            let run = base + 1 + out.len() as u64;
+            out.push(derived(
+                input,
+                PLAN_STARTED,
+                vec![ev.seq],
+                json!({
+                    "plan": plan,
+                    "run": canon::u64_value(run),
+                    "input": ev.value,
+                    "manifest": m.hash,
+                }),
+            ));
+            self.state.runs.insert(
+                run,
+                PlanRun {
+                    plan,
+                    manifest: m.hash,
+                    input: ev.value.clone(),
+                    vars: BTreeMap::new(),
+                    steps: BTreeMap::new(),
+                    done: BTreeSet::new(),
+                    waiting: None,
+                    receipts: BTreeMap::new(),
+                },
+            );
+            self.advance(m, run, run, base, input, out, queue)?;
+        }
+        Ok(())
+    }
+
+    /// A receipt for a plan's intent: remember it and resume the run if it waits for it.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn plan_receipt(
+        &mut self,
+        m: &ActiveManifest,
+        run: u64,
+        intent: Hash,
+        value: Value,
+        base: u64,
+        input: &Record,
+        out: &mut Vec<NewRecord>,
+        queue: &mut VecDeque<Pending>,
+    ) -> Result<()> {
+        let Some(r) = self.state.runs.get_mut(&run) else {
+            return Ok(());
+        };
+        r.receipts.insert(intent, value);
+        if r.waiting.is_some() {
+            r.waiting = None;
+            self.advance(m, run, base, base, input, out, queue)?;
+        }
+        Ok(())
+    }
+
+    /// Run ready steps until the run parks or ends. `cause` is the record that made the
+    /// run runnable (its start, or the receipt that woke it).
+    #[allow(clippy::too_many_arguments)]
+    fn advance(
+        &mut self,
+        m: &ActiveManifest,
+        run: u64,
+        cause: u64,
+        base: u64,
+        input: &Record,
+        out: &mut Vec<NewRecord>,
+        queue: &mut VecDeque<Pending>,
+    ) -> Result<()> {
+        let Some(name) = self.state.runs.get(&run).map(|r| r.plan.clone()) else {
+            return Ok(());
+        };
+        let Some(Def::Plan(plan)) =
+            air_fmt::assemble::resolve(&m.set, DefKind::Plan, &name).cloned()
+        else {
+            self.end_run(
+                run,
+                cause,
+                "error",
+                Value::Null,
+                Some(format!("plan {name} is not in the manifest in force")),
+                input,
+                out,
+            );
+            return Ok(());
+        };
+        // Each step runs at most once, so a run takes at most as many ticks as steps.
+        for _ in 0..=plan.steps.len() {
+            let next = match self.ready_step(&plan, run) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.end_run(run, cause, "error", Value::Null, Some(e), input, out);
+                    return Ok(());
+                }
+            };
+            let Some(step) = next else {
+                // Nothing ready and nothing awaited: the run is over.
+                self.end_run(run, cause, "ok", Value::Null, None, input, out);
+                return Ok(());
+            };
+            match self.tick(m, &plan, run, &step, cause, base, input, out, queue)? {
+                Tick::Done => continue,
+                Tick::Parked | Tick::Ended => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+
+    /// The first ready step by id: not done, and every edge into it comes from a done
+    /// step whose guard holds (a step without incoming edges is ready at once).
+    fn ready_step(&self, plan: &DefPlan, run: u64) -> std::result::Result<Option<String>, String> {
+        let Some(r) = self.state.runs.get(&run) else {
+            return Ok(None);
+        };
+        let env = Env {
+            input: &r.input,
+            vars: &r.vars,
+            steps: &r.steps,
+            event: None,
+        };
+        let mut ids: Vec<&String> = plan.steps.iter().map(|s| &s.id).collect();
+        ids.sort();
+        'steps: for id in ids {
+            if r.done.contains(id) {
+                continue;
+            }
+            for e in plan.edges.iter().filter(|e| &e.to == id) {
+                if !r.done.contains(&e.from) {
+                    continue 'steps;
+                }
+                if let Some(w) = &e.when {
+                    let v = eval(w, &env)
+                        .map_err(|err| format!("the guard of edge {} → {}: {err}", e.from, e.to))?;
+                    if !truthy(&v)
+                        .map_err(|err| format!("the guard of edge {} → {}: {err}", e.from, e.to))?
+                    {
+                        continue 'steps;
+                    }
+                }
+            }
+            return Ok(Some(id.clone()));
+        }
+        Ok(None)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn tick(
+        &mut self,
+        m: &ActiveManifest,
+        plan: &DefPlan,
+        run: u64,
+        id: &str,
+        cause: u64,
+        base: u64,
+        input: &Record,
+        out: &mut Vec<NewRecord>,
+        queue: &mut VecDeque<Pending>,
+    ) -> Result<Tick> {
+        let Some(step) = plan.steps.iter().find(|s| s.id == id) else {
+            return Ok(Tick::Ended);
+        };
+        let Some(r) = self.state.runs.get(&run) else {
+            return Ok(Tick::Ended);
+        };
+        let env = Env {
+            input: &r.input,
+            vars: &r.vars,
+            steps: &r.steps,
+            event: None,
+        };
+        let fail = |what: String| Some(format!("step {id}: {what}"));
+        let (bind, produced): (Option<String>, Value) =
+            match &step.kind {
+                StepKind::Assign { expr, bind } => match eval_or_value(expr, &env) {
+                    Ok(v) => (Some(bind.clone()), v),
+                    Err(e) => {
+                        self.end_run(
+                            run,
+                            cause,
+                            "error",
+                            Value::Null,
+                            fail(e.to_string()),
+                            input,
+                            out,
+                        );
+                        return Ok(Tick::Ended);
+                    }
+                },
+                StepKind::EmitEffect {
+                    kind,
+                    params,
+                    cap,
+                    idempotency_key,
+                    bind,
+                } => {
+                    let params = match eval_or_value(params, &env) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            self.end_run(
+                                run,
+                                cause,
+                                "error",
+                                Value::Null,
+                                fail(e.to_string()),
+                                input,
+                                out,
+                            );
+                            return Ok(Tick::Ended);
+                        }
+                    };
+                    let key = match idempotency_key.as_ref().map(|k| eval_or_value(k, &env)) {
+                        Some(Ok(Value::String(s))) => Some(s),
+                        Some(Ok(other)) => Some(other.to_string()),
+                        Some(Err(e)) => {
+                            self.end_run(
+                                run,
+                                cause,
+                                "error",
+                                Value::Null,
+                                fail(e.to_string()),
+                                input,
+                                out,
+                            );
+                            return Ok(Tick::Ended);
+                        }
+                        None => None,
+                    };
+                    let plan_name = plan.name.clone();
+                    match self.plan_intent(
+                        m, &plan_name, run, id, kind, params, cap, key, cause, base, input, out,
+                    ) {
+                        Ok(handle) => (Some(bind.clone()), Value::String(handle.to_string())),
+                        Err(why) => {
+                            self.end_run(run, cause, "error", Value::Null, fail(why), input, out);
+                            return Ok(Tick::Ended);
+                        }
+                    }
+                }
+                StepKind::AwaitReceipt { for_, bind } => {
+                    let handle = match eval(for_, &env) {
+                        Ok(Value::String(s)) => s.parse::<Hash>().ok(),
+                        _ => None,
+                    };
+                    let Some(handle) = handle else {
+                        self.end_run(
+                            run,
+                            cause,
+                            "error",
+                            Value::Null,
+                            fail("`for` is not the handle of an emitted effect".into()),
+                            input,
+                            out,
+                        );
+                        return Ok(Tick::Ended);
+                    };
+                    match r.receipts.get(&handle) {
+                        Some(v) => (Some(bind.clone()), v.clone()),
+                        None => {
+                            if let Some(r) = self.state.runs.get_mut(&run) {
+                                r.waiting = Some((id.to_string(), handle));
+                            }
+                            return Ok(Tick::Parked);
+                        }
+                    }
+                }
+                StepKind::RaiseEvent { event, value } => {
+                    let v = eval_or_value(value, &env)
+                        .map_err(|e| e.to_string())
+                        .and_then(|v| {
+                            canonicalize(&v, &TypeExpr::Ref(event.clone()), &m.schemas()).map_err(
+                                |d| {
+                                    format!(
+                                        "the value is not a {event}: {}",
+                                        crate::wasm::show_diags(&d)
+                                    )
+                                },
+                            )
+                        });
+                    let v = match v {
+                        Ok(v) => v,
+                        Err(e) => {
+                            self.end_run(run, cause, "error", Value::Null, fail(e), input, out);
+                            return Ok(Tick::Ended);
+                        }
+                    };
+                    let seq = base + 1 + out.len() as u64;
+                    out.push(derived(input, DOMAIN_EVENT, vec![cause], json!({
+                    "schema": event,
+                    "value": v,
+                    "raised_by": {"plan": plan.name, "run": canon::u64_value(run), "step": id},
+                })));
+                    queue.push_back(Pending {
+                        seq,
+                        schema: event.clone(),
+                        value: v.clone(),
+                        key: None,
+                        target: None,
+                    });
+                    (None, v)
+                }
+                StepKind::End { result } => {
+                    let v = match result.as_ref().map(|r| eval_or_value(r, &env)) {
+                        None => Value::Null,
+                        Some(Ok(v)) => match &plan.output {
+                            Some(out_ty) => {
+                                match canonicalize(&v, &TypeExpr::Ref(out_ty.clone()), &m.schemas())
+                                {
+                                    Ok(v) => v,
+                                    Err(d) => {
+                                        let why = format!(
+                                            "the result is not a {out_ty}: {}",
+                                            crate::wasm::show_diags(&d)
+                                        );
+                                        self.end_run(
+                                            run,
+                                            cause,
+                                            "error",
+                                            Value::Null,
+                                            fail(why),
+                                            input,
+                                            out,
+                                        );
+                                        return Ok(Tick::Ended);
+                                    }
+                                }
+                            }
+                            None => v,
+                        },
+                        Some(Err(e)) => {
+                            self.end_run(
+                                run,
+                                cause,
+                                "error",
+                                Value::Null,
+                                fail(e.to_string()),
+                                input,
+                                out,
+                            );
+                            return Ok(Tick::Ended);
+                        }
+                    };
+                    self.end_run(run, cause, "ok", v, None, input, out);
+                    return Ok(Tick::Ended);
+                }
+                StepKind::AwaitEvent { .. } => {
+                    self.end_run(
+                        run,
+                        cause,
+                        "error",
+                        Value::Null,
+                        fail("await_event is not run by this aos yet".into()),
+                        input,
+                        out,
+                    );
+                    return Ok(Tick::Ended);
+                }
+            };
+        if let Some(r) = self.state.runs.get_mut(&run) {
+            if let Some(b) = bind {
+                r.vars.insert(b, produced.clone());
+            }
+            r.steps.insert(id.to_string(), produced);
+            r.done.insert(id.to_string());
+        }
+        Ok(Tick::Done)
+    }
+
+    /// Journal a plan's effect intent and its gate decision; open it when allowed.
+    /// Returns the handle (intent hash), or why the run must end.
+    #[allow(clippy::too_many_arguments)]
+    fn plan_intent(
+        &mut self,
+        m: &ActiveManifest,
+        plan: &Name,
+        run: u64,
+        step: &str,
+        kind: &str,
+        params: Value,
+        grant: &str,
+        key: Option<String>,
+        cause: u64,
+        base: u64,
+        input: &Record,
+        out: &mut Vec<NewRecord>,
+    ) -> std::result::Result<Hash, String> {
+        let Some(effect) = gates::effect_by_kind(&m.set, kind) else {
+            return Err(format!("no defeffect defines the effect kind {kind:?}"));
+        };
+        let params = canonicalize(
+            &params,
+            &TypeExpr::Ref(effect.params_schema.clone()),
+            &m.schemas(),
+        )
+        .map_err(|d| {
+            format!(
+                "the params are not a {}: {}",
+                effect.params_schema,
+                crate::wasm::show_diags(&d)
+            )
+        })?;
+        let origin = json!({"kind": OriginKind::Plan.as_str(), "name": plan, "run": canon::u64_value(run), "step": step});
+        let idem = key.unwrap_or_else(|| {
+            Hash::of(
+                &canon::value_to_vec(&json!({"origin": origin, "cause": canon::u64_value(cause)}))
+                    .unwrap_or_default(),
+            )
+            .to_string()
+        });
+        let intent_hash = Hash::of(
+            &canon::value_to_vec(
+                &json!({"kind": kind, "params": params, "grant": grant, "idempotency_key": idem}),
+            )
+            .unwrap_or_default(),
+        );
+        let intent_seq = base + 1 + out.len() as u64;
+        out.push(derived(
+            input,
+            EFFECT_INTENT,
+            vec![cause],
+            json!({
+                "kind": kind,
+                "params": params,
+                "cap_slot": Value::Null,
+                "grant": grant,
+                "idempotency_key": idem,
+                "intent_hash": intent_hash,
+                "origin": origin,
+            }),
+        ));
+        let who = gates::Origin {
+            kind: OriginKind::Plan,
+            name: plan,
+        };
+        let cap = if matches!(effect.origin_scope.as_str(), "plan" | "both") {
+            gates::check_cap(&m.set, grant, effect, &params, input.at_ns)
+        } else {
+            gates::CapVerdict {
+                allowed: false,
+                grant: Some(grant.to_string()),
+                cap: None,
+                code: "origin_scope",
+                reason: format!("{kind} may only be emitted by reducers (origin_scope {:?}), not by plan {plan}", effect.origin_scope),
+            }
+        };
+        let policy = gates::check_policy(&m.set, kind, grant, &who);
+        let allowed = cap.allowed && policy.allowed;
+        out.push(derived(
+            input,
+            POLICY_DECISION,
+            vec![intent_seq],
+            json!({
+                "intent_hash": intent_hash,
+                "allowed": allowed,
+                "cap": cap.to_json(),
+                "policy": policy.to_json(),
+            }),
+        ));
+        if !allowed {
+            let why = if cap.allowed {
+                policy.reason
+            } else {
+                cap.reason
+            };
+            return Err(format!("{kind} was denied: {why}"));
+        }
+        self.state.open.insert(
+            intent_hash,
+            OpenIntent {
+                seq: intent_seq,
+                kind: kind.to_string(),
+                params,
+                grant: grant.to_string(),
+                idempotency_key: idem,
+                origin,
+            },
+        );
+        Ok(intent_hash)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn end_run(
+        &mut self,
+        run: u64,
+        cause: u64,
+        status: &str,
+        result: Value,
+        error: Option<String>,
+        input: &Record,
+        out: &mut Vec<NewRecord>,
+    ) {
+        let plan = self.state.runs.remove(&run).map(|r| r.plan);
+        let mut body = Map::new();
+        body.insert("run".into(), canon::u64_value(run));
+        body.insert("plan".into(), json!(plan));
+        body.insert("status".into(), json!(status));
+        body.insert("result".into(), result);
+        if let Some(e) = error {
+            body.insert("error".into(), json!(e));
+        }
+        out.push(derived(input, PLAN_ENDED, vec![cause], Value::Object(body)));
+    }
+}
