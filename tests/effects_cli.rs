@@ -444,3 +444,108 @@ fn a_run_killed_while_an_intent_is_open_dispatches_it_once_on_the_next_run() {
     assert_eq!(journal(&root).len(), len);
     replay_and_fsck(&root);
 }
+
+/// A one-connection HTTP/1.1 server on 127.0.0.1 answering `body`; returns its port and
+/// a handle yielding the request head it received.
+fn serve_once(body: &'static str) -> (u16, std::thread::JoinHandle<String>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = conn.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        conn.write_all(reply.as_bytes()).unwrap();
+        String::from_utf8_lossy(&head).into_owned()
+    });
+    (port, handle)
+}
+
+#[test]
+fn fetch_a_plan_gets_a_page_and_the_reducer_records_it() {
+    let air = repo().join("examples/fetch/air");
+    let (_d, root) = world_from(&air, "demo/FetchSM@1", "fetch.wasm", "AOS_FETCH_WASM");
+    let (port, server) = serve_once("hello from loopback");
+    let url = format!("http://127.0.0.1:{port}/page");
+    // send: the event starts the plan, whose http.request is dispatched at once.
+    let o = aos(
+        &root,
+        &[
+            "send",
+            "demo/FetchRequest@1",
+            &json!({ "url": url }).to_string(),
+        ],
+    );
+    expect_code(&o, 0);
+    let head = server.join().unwrap();
+    assert!(head.starts_with("GET /page HTTP/1.1"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("idempotency-key: "),
+        "{head}"
+    );
+
+    let recs = journal(&root);
+    let ks = kinds(&recs);
+    for k in [
+        "plan_started",
+        "effect_intent",
+        "policy_decision",
+        "effect_receipt",
+        "plan_ended",
+        "reducer_stepped",
+    ] {
+        assert!(ks.contains(&k), "{k} missing: {ks:?}");
+    }
+    let receipt = recs.iter().find(|r| r["kind"] == "effect_receipt").unwrap();
+    let r = verified_receipt(&root, receipt);
+    assert_eq!(r.payload["status"], 200);
+    let ended = recs.iter().find(|r| r["kind"] == "plan_ended").unwrap();
+    assert_eq!(ended["body"]["status"], "ok", "{ended}");
+    let st = state(&root, "demo/FetchSM@1");
+    assert_eq!(st["fetched"], 1);
+    assert_eq!(st["last_status"], 200);
+    assert_eq!(st["last_url"], url.as_str());
+    // The body is a blob in the world.
+    let body_ref = st["last_body_ref"].as_str().unwrap().to_string();
+    let o = aos(&root, &["blob", "get", &body_ref]);
+    expect_code(&o, 0);
+    assert_eq!(stdout(&o), "hello from loopback");
+    replay_and_fsck(&root);
+
+    // A URL outside the grant never leaves the process: the run ends denied.
+    let o = aos(
+        &root,
+        &[
+            "send",
+            "demo/FetchRequest@1",
+            r#"{"url":"http://example.com/"}"#,
+        ],
+    );
+    expect_code(&o, 0);
+    let recs = journal(&root);
+    let last_end = recs
+        .iter()
+        .rev()
+        .find(|r| r["kind"] == "plan_ended")
+        .unwrap();
+    assert_eq!(last_end["body"]["status"], "error");
+    assert!(
+        last_end["body"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("example.com"),
+        "{last_end}"
+    );
+    assert_eq!(state(&root, "demo/FetchSM@1")["fetched"], 1);
+}
