@@ -65,6 +65,8 @@
 mod collection;
 mod record;
 mod scalar;
+
+pub use scalar::{base64_decode, base64_encode};
 #[cfg(test)]
 mod tests;
 

@@ -51,6 +51,8 @@ pub struct ActiveManifest {
     pub routes: BTreeMap<Name, Vec<Route>>,
     /// Schemas a reducer may emit as domain events: the manifest's, without `sys/`.
     pub emittable: BTreeSet<Name>,
+    /// The manifest object's canonical bytes (what `introspect.manifest` answers).
+    pub bytes: Vec<u8>,
 }
 
 impl ActiveManifest {
@@ -63,6 +65,7 @@ impl ActiveManifest {
         let bytes = objects.get(hash)?;
         let top: Value = serde_json::from_slice(&bytes)
             .map_err(|e| fail(format!("the manifest object is not JSON: {e}")))?;
+        let manifest_bytes = bytes.clone();
         let mut sources = vec![Source {
             name: format!("manifest {hash}"),
             bytes,
@@ -113,7 +116,9 @@ impl ActiveManifest {
                 assembled.manifest_hash
             )));
         }
-        compile(*hash, set)
+        let mut m = compile(*hash, set)?;
+        m.bytes = manifest_bytes;
+        Ok(m)
     }
 
     pub fn schemas(&self) -> SetSchemas<'_> {
@@ -251,6 +256,7 @@ fn compile(hash: Hash, set: AirSet) -> Result<ActiveManifest> {
         reducers,
         routes,
         emittable,
+        bytes: Vec::new(),
     })
 }
 

@@ -22,7 +22,9 @@ use crate::error::Result;
 use crate::gates::{self, OriginKind};
 use crate::manifest::ActiveManifest;
 use crate::plans::expr::{eval, eval_or_value, truthy, Env};
-use crate::records::{DOMAIN_EVENT, EFFECT_INTENT, PLAN_ENDED, PLAN_STARTED, POLICY_DECISION};
+use crate::records::{
+    DOMAIN_EVENT, EFFECT_INTENT, INTROSPECT_ANSWER, PLAN_ENDED, PLAN_STARTED, POLICY_DECISION,
+};
 use crate::state::{OpenIntent, PlanRun};
 use crate::stepper::{derived, Kernel, Pending};
 
@@ -521,6 +523,33 @@ impl Kernel {
             };
             return Err(format!("{kind} was denied: {why}"));
         }
+        if kind.starts_with("introspect.") {
+            // Answered by the kernel from the state as of this step: deterministic, so
+            // journaled as a derived record (replay re-derives it) and bound at once.
+            let answer = self.introspect(m, kind, &params, base)?;
+            let answer = canonicalize(
+                &answer,
+                &TypeExpr::Ref(effect.receipt_schema.clone()),
+                &m.schemas(),
+            )
+            .map_err(|d| {
+                format!(
+                    "the {kind} answer is not a {}: {}",
+                    effect.receipt_schema,
+                    crate::wasm::show_diags(&d)
+                )
+            })?;
+            out.push(derived(
+                input,
+                INTROSPECT_ANSWER,
+                vec![intent_seq],
+                json!({ "intent_hash": intent_hash, "value": answer }),
+            ));
+            if let Some(r) = self.state.runs.get_mut(&run) {
+                r.receipts.insert(intent_hash, answer);
+            }
+            return Ok(intent_hash);
+        }
         self.state.open.insert(
             intent_hash,
             OpenIntent {
@@ -533,6 +562,66 @@ impl Kernel {
             },
         );
         Ok(intent_hash)
+    }
+
+    /// The answer to an `introspect.*` effect, as of the input at `height`.
+    fn introspect(
+        &self,
+        m: &ActiveManifest,
+        kind: &str,
+        params: &Value,
+        height: u64,
+    ) -> std::result::Result<Value, String> {
+        let meta = json!({
+            "journal_height": canon::u64_value(height),
+            "snapshot_hash": Value::Null,
+            "manifest_hash": m.hash,
+        });
+        let b64 = air_fmt::value::base64_encode;
+        let reducer = || -> std::result::Result<Name, String> {
+            params
+                .get("reducer")
+                .and_then(Value::as_str)
+                .and_then(|s| Name::parse(s).ok())
+                .ok_or_else(|| "`reducer` must name a reducer".to_string())
+        };
+        Ok(match kind {
+            "introspect.manifest" => json!({"manifest": b64(&m.bytes), "meta": meta}),
+            "introspect.journal_head" => json!({"meta": meta}),
+            "introspect.reducer_state" => {
+                let name = reducer()?;
+                let key = match params.get("key") {
+                    Some(Value::String(k)) => Some(
+                        serde_json::from_slice::<Value>(
+                            &air_fmt::value::base64_decode(k).ok_or("`key` is not base64")?,
+                        )
+                        .map_err(|e| format!("`key` is not canonical JSON of a key: {e}"))?,
+                    ),
+                    _ => None,
+                };
+                let state = self.state_of(&name, key.as_ref()).map(|b| b64(&b.bytes));
+                json!({"state": state, "meta": meta})
+            }
+            "introspect.list_cells" => {
+                let name = reducer()?;
+                let cells: Vec<Value> = match self.state.reducers.get(&name) {
+                    Some(crate::state::ReducerState::Cells(cells)) => cells
+                        .iter()
+                        .map(|(kb, c)| {
+                            json!({
+                                "key": b64(kb),
+                                "state_hash": c.state.hash,
+                                "size": c.state.bytes.len(),
+                                "last_active_ns": 0,
+                            })
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                json!({"cells": cells, "meta": meta})
+            }
+            other => return Err(format!("the kernel does not answer {other}")),
+        })
     }
 
     #[allow(clippy::too_many_arguments)]

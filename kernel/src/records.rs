@@ -18,6 +18,7 @@ pub const EFFECT_RECEIPT: &str = "effect_receipt";
 pub const CASCADE_STOPPED: &str = "cascade_stopped";
 pub const PLAN_STARTED: &str = "plan_started";
 pub const PLAN_ENDED: &str = "plan_ended";
+pub const INTROSPECT_ANSWER: &str = "introspect_answer";
 pub const SNAPSHOT: &str = "snapshot";
 
 /// Kinds that are always inputs, whatever their cause links.

@@ -31,15 +31,28 @@ const AIR: &str = r#"[
   ],
   "edges":[{"from":"a_get","to":"b_wait"},{"from":"b_wait","to":"c_status"},{"from":"c_status","to":"d_raise"},{"from":"d_raise","to":"e_end"}],
   "required_caps":["http_grant"],"allowed_effects":["http.request"]},
- {"$kind":"defpolicy","name":"t/policy@1","rules":[{"when":{"effect_kind":"http.request","origin_kind":"plan"},"decision":"allow"}]},
+ {"$kind":"defschema","name":"t/Inspect@1","type":{"record":{"reducer":{"text":{}}}}},
+ {"$kind":"defplan","name":"t/inspect@1","input":"t/Inspect@1",
+  "steps":[
+   {"id":"a_ask","op":"emit_effect","kind":"introspect.reducer_state",
+    "params":{"record":{"reducer":{"ref":"@plan.input.reducer"},"key":{"null":{}},"consistency":{"text":"head"}}},
+    "cap":"query_grant","bind":{"effect_id_as":"q"}},
+   {"id":"b_wait","op":"await_receipt","for":{"ref":"@var:q"},"bind":{"as":"answer"}},
+   {"id":"c_end","op":"end"}
+  ],
+  "edges":[{"from":"a_ask","to":"b_wait"},{"from":"b_wait","to":"c_end"}],
+  "required_caps":["query_grant"],"allowed_effects":["introspect.reducer_state"]},
+ {"$kind":"defpolicy","name":"t/policy@1","rules":[{"when":{"effect_kind":"http.request","origin_kind":"plan"},"decision":"allow"},
+   {"when":{"effect_kind":"introspect.reducer_state","origin_kind":"plan"},"decision":"allow"}]},
  {"$kind":"manifest","air_version":"1",
-  "schemas":[{"name":"t/Fetch@1"},{"name":"t/Result@1"},{"name":"t/State@1"}],
-  "modules":[{"name":"t/Sink@1"}],"plans":[{"name":"t/fetch@1"}],
-  "caps":[{"name":"sys/http.out@1"}],"effects":[{"name":"sys/http.request@1"}],"policies":[{"name":"t/policy@1"}],
+  "schemas":[{"name":"t/Fetch@1"},{"name":"t/Result@1"},{"name":"t/State@1"},{"name":"t/Inspect@1"}],
+  "modules":[{"name":"t/Sink@1"}],"plans":[{"name":"t/fetch@1"},{"name":"t/inspect@1"}],
+  "caps":[{"name":"sys/http.out@1"},{"name":"sys/query@1"}],"effects":[{"name":"sys/http.request@1"},{"name":"sys/introspect.reducer_state@1"}],"policies":[{"name":"t/policy@1"}],
   "defaults":{"policy":"t/policy@1","cap_grants":[{"name":"http_grant","cap":"sys/http.out@1",
-     "params":{"record":{"hosts":{"set":[{"text":"127.0.0.1"}]},"verbs":{"set":[{"text":"GET"}]}}}}]},
+     "params":{"record":{"hosts":{"set":[{"text":"127.0.0.1"}]},"verbs":{"set":[{"text":"GET"}]}}}},
+     {"name":"query_grant","cap":"sys/query@1","params":{"record":{"scope":{"text":"*"}}}}]},
   "routing":{"events":[{"event":"t/Result@1","reducer":"t/Sink@1"}]},
-  "triggers":[{"event":"t/Fetch@1","plan":"t/fetch@1"}]}
+  "triggers":[{"event":"t/Fetch@1","plan":"t/fetch@1"},{"event":"t/Inspect@1","plan":"t/inspect@1"}]}
 ]"#;
 
 fn key() -> SigningKey {
@@ -239,4 +252,64 @@ fn a_failing_expression_or_a_denied_effect_ends_only_that_run() {
         "{body}"
     );
     assert!(s.kernel.state.runs.is_empty());
+}
+
+#[test]
+fn introspection_is_answered_by_the_kernel_deterministically() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("w");
+    common::create_world(
+        &root,
+        AIR,
+        &[("sink", common::constant(br#"{"state":{"n":1}}"#))],
+        &public(&key()),
+    );
+    let mut s =
+        Session::open(&root, Access::Write, BootOptions::default(), &mut |_, _| {}).unwrap();
+    // Give the sink a state first (a Result event routes to it).
+    let res = EventIn {
+        schema: name("t/Result@1"),
+        value: json!({"status": 1}),
+        key: None,
+    };
+    s.inject(&[res], &json!({"who": "t"})).unwrap();
+    let ask = EventIn {
+        schema: name("t/Inspect@1"),
+        value: json!({"reducer": "t/Sink@1"}),
+        key: None,
+    };
+    let r = s.inject(&[ask], &json!({"who": "t"})).unwrap();
+    assert_eq!(
+        kinds(&r[0]),
+        [
+            PLAN_STARTED,
+            EFFECT_INTENT,
+            POLICY_DECISION,
+            INTROSPECT_ANSWER,
+            PLAN_ENDED
+        ],
+        "{:#?}",
+        r[0].derived
+    );
+    let answer = &r[0].derived[3].1.body["value"];
+    // The state bytes, base64 of canonical JSON `{"n":1}`.
+    assert_eq!(answer["state"], "eyJuIjoxfQ==");
+    assert_eq!(answer["meta"]["journal_height"], json!(r[0].seq));
+    assert!(
+        s.open_intents().is_empty(),
+        "nothing is dispatched for introspection"
+    );
+    assert_eq!(r[0].derived[4].1.body["status"], "ok");
+    s.finish().unwrap();
+    let again = Session::open(
+        &root,
+        Access::Read,
+        BootOptions {
+            start: Start::Genesis,
+            ..BootOptions::default()
+        },
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(again.boot.snapshots_checked, 0);
 }

@@ -423,7 +423,7 @@ pub(crate) fn normalize_decimal(s: &str) -> Result<String, Problem> {
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// Standard base64 with padding.
-pub(crate) fn base64_encode(bytes: &[u8]) -> String {
+pub fn base64_encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
         let n = (u32::from(chunk[0]) << 16)
@@ -450,7 +450,7 @@ fn b64_value(c: u8) -> Option<u32> {
 }
 
 /// Decode standard base64, padded or unpadded; unused trailing bits must be zero.
-pub(crate) fn base64_decode(s: &str) -> Option<Vec<u8>> {
+pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let mut b = s.as_bytes();
     let mut pads = 0;
     if b.len().is_multiple_of(4) {
