@@ -549,3 +549,68 @@ fn fetch_a_plan_gets_a_page_and_the_reducer_records_it() {
     );
     assert_eq!(state(&root, "demo/FetchSM@1")["fetched"], 1);
 }
+
+#[test]
+fn a_plan_started_by_hand_runs_and_plans_ls_and_show_report_it() {
+    let air = repo().join("examples/fetch/air");
+    let (_d, root) = world_from(&air, "demo/FetchSM@1", "fetch.wasm", "AOS_FETCH_WASM");
+    let before = journal(&root).len();
+    // Refusals write nothing.
+    let o = aos(&root, &["plan", "start", "demo/nope@1", "{}"]);
+    expect_code(&o, 2);
+    assert!(
+        stderr(&o).contains("demo/fetch_plan@1"),
+        "lists the plans: {}",
+        stderr(&o)
+    );
+    let o = aos(
+        &root,
+        &["plan", "start", "demo/fetch_plan@1", r#"{"uri":"x"}"#],
+    );
+    expect_code(&o, 2);
+    assert_eq!(journal(&root).len(), before);
+
+    let (port, server) = serve_once("manual");
+    let url = format!("http://127.0.0.1:{port}/m");
+    let o = aos(
+        &root,
+        &[
+            "plan",
+            "start",
+            "demo/fetch_plan@1",
+            &json!({ "url": url }).to_string(),
+        ],
+    );
+    expect_code(&o, 0);
+    server.join().unwrap();
+    assert_eq!(state(&root, "demo/FetchSM@1")["last_status"], 200);
+
+    let o = aos(&root, &["--format", "json", "plans", "ls"]);
+    expect_code(&o, 0);
+    let runs: Vec<Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["status"], "ok");
+    assert_eq!(runs[0]["result"]["status"], 200);
+    let id = runs[0]["run"].as_u64().unwrap().to_string();
+    let o = aos(&root, &["--format", "json", "plans", "show", &id]);
+    expect_code(&o, 0);
+    let shown: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(shown["plan"], "demo/fetch_plan@1");
+    let kinds: Vec<&str> = shown["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"plan_started")
+            && kinds.contains(&"effect_intent")
+            && kinds.contains(&"plan_ended"),
+        "{kinds:?}"
+    );
+    expect_code(&aos(&root, &["plans", "show", "999999"]), 2);
+    replay_and_fsck(&root);
+}

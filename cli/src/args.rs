@@ -89,6 +89,12 @@ pub enum Command {
     /// List, show and verify the signed effect receipts in the journal.
     #[command(subcommand)]
     Receipts(ReceiptsCommand),
+    /// Start a plan run by hand.
+    #[command(subcommand)]
+    Plan(PlanCommand),
+    /// List plan runs and show one: its status, step states, waits and result.
+    #[command(subcommand)]
+    Plans(PlansCommand),
     /// Store, list and remove the world's secrets (API keys); values are never shown.
     #[command(
         subcommand,
@@ -504,4 +510,42 @@ pub struct ReceiptsShowArgs {
     /// Verify with this public key (ed25519:<hex>) instead of the world's.
     #[arg(long, value_name = "KEY")]
     pub public_key: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlanCommand {
+    /// Start a run of plan NAME with VALUE as its input (JSON, @FILE or -).
+    #[command(
+        after_help = "VALUE is validated against the plan's input schema before anything \
+is written. The run starts at once: its steps run until it waits for a receipt or ends, and \
+its effects are dispatched like `aos send` does. Triggered runs start from domain events (the \
+manifest's triggers); this starts one directly.\n\nExample:\n  aos plan start demo/fetch_plan@1 \
+'{\"url\":\"http://127.0.0.1:8000/\"}'"
+    )]
+    Start(PlanStartArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlanStartArgs {
+    /// The plan, e.g. demo/fetch_plan@1.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The input value: JSON, @FILE or - for stdin.
+    #[arg(value_name = "VALUE", allow_hyphen_values = true)]
+    pub value: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlansCommand {
+    /// One line per run: id (the seq of its plan_started record), plan, status, result.
+    Ls,
+    /// One run: its records, and for a run in flight its variables, finished steps and wait.
+    Show(PlansShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlansShowArgs {
+    /// The run id (the seq of its plan_started record).
+    #[arg(value_name = "RUN")]
+    pub run: u64,
 }

@@ -60,34 +60,116 @@ impl Kernel {
             .map(|t| t.plan.clone())
             .collect();
         for plan in triggers {
-            let run = base + 1 + out.len() as u64;
-            out.push(derived(
-                input,
-                PLAN_STARTED,
-                vec![ev.seq],
-                json!({
-                    "plan": plan,
-                    "run": canon::u64_value(run),
-                    "input": ev.value,
-                    "manifest": m.hash,
-                }),
-            ));
-            self.state.runs.insert(
-                run,
-                PlanRun {
-                    plan,
-                    manifest: m.hash,
-                    input: ev.value.clone(),
-                    vars: BTreeMap::new(),
-                    steps: BTreeMap::new(),
-                    done: BTreeSet::new(),
-                    waiting: None,
-                    receipts: BTreeMap::new(),
-                },
-            );
-            self.advance(m, run, run, base, input, out, queue)?;
+            self.start_run(m, plan, ev.value.clone(), ev.seq, base, input, out, queue)?;
         }
         Ok(())
+    }
+
+    /// Start one run of `plan` with `value` as `@plan.input` (`cause`: the record that
+    /// asked for it) and run it until it parks or ends.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn start_run(
+        &mut self,
+        m: &ActiveManifest,
+        plan: Name,
+        value: Value,
+        cause: u64,
+        base: u64,
+        input: &Record,
+        out: &mut Vec<NewRecord>,
+        queue: &mut VecDeque<Pending>,
+    ) -> Result<()> {
+        let run = base + 1 + out.len() as u64;
+        out.push(derived(
+            input,
+            PLAN_STARTED,
+            vec![cause],
+            json!({
+                "plan": plan,
+                "run": canon::u64_value(run),
+                "input": value,
+                "manifest": m.hash,
+            }),
+        ));
+        self.state.runs.insert(
+            run,
+            PlanRun {
+                plan,
+                manifest: m.hash,
+                input: value,
+                vars: BTreeMap::new(),
+                steps: BTreeMap::new(),
+                done: BTreeSet::new(),
+                waiting: None,
+                receipts: BTreeMap::new(),
+            },
+        );
+        self.advance(m, run, run, base, input, out, queue)
+    }
+
+    /// A manual start (`aos plan start`): the input is canonicalized against the plan's
+    /// input schema (the caller checked it before journaling).
+    pub(crate) fn plan_start_input(
+        &mut self,
+        objects: &aos_store::objects::ObjectStore,
+        seq: u64,
+        rec: &Record,
+    ) -> Result<Vec<NewRecord>> {
+        let bad = |reason: String| crate::error::KernelError::Record {
+            seq,
+            kind: rec.kind.clone(),
+            reason,
+        };
+        let Some(m) = self.manifest.clone() else {
+            return Err(bad("the world has no manifest".into()));
+        };
+        let plan = rec
+            .body
+            .get("plan")
+            .and_then(Value::as_str)
+            .and_then(|s| Name::parse(s).ok())
+            .ok_or_else(|| bad("the body names no plan".into()))?;
+        let value = self
+            .plan_input(&m, &plan, rec.body.get("input").unwrap_or(&Value::Null))
+            .map_err(bad)?;
+        let mut out = Vec::new();
+        let mut queue = VecDeque::new();
+        self.start_run(&m, plan, value, seq, seq, rec, &mut out, &mut queue)?;
+        self.cascade_from(objects, &m, seq, rec, queue, out)
+    }
+
+    /// Check a manual start's input against the plan's input schema.
+    pub fn plan_input(
+        &self,
+        m: &ActiveManifest,
+        plan: &Name,
+        input: &Value,
+    ) -> std::result::Result<Value, String> {
+        let Some(Def::Plan(p)) = air_fmt::assemble::resolve(&m.set, DefKind::Plan, plan) else {
+            let known: Vec<String> = m
+                .set
+                .of_kind(DefKind::Plan)
+                .map(|l| match &l.item {
+                    Def::Plan(p) => p.name.to_string(),
+                    _ => String::new(),
+                })
+                .collect();
+            return Err(format!(
+                "{plan} is not a plan of the manifest in force (plans: {})",
+                if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                }
+            ));
+        };
+        canonicalize(input, &TypeExpr::Ref(p.input.clone()), &m.schemas()).map_err(|d| {
+            format!(
+                "the input is not a {}: {}",
+                p.input,
+                crate::wasm::show_diags(&d)
+            )
+        })
     }
 
     /// A receipt for a plan's intent: remember it and resume the run if it waits for it.

@@ -17,6 +17,8 @@ pub const POLICY_DECISION: &str = "policy_decision";
 pub const EFFECT_RECEIPT: &str = "effect_receipt";
 pub const CASCADE_STOPPED: &str = "cascade_stopped";
 pub const PLAN_STARTED: &str = "plan_started";
+/// A manual plan start (`aos plan start`): a root, so an input.
+pub const PLAN_START: &str = "plan_start";
 pub const PLAN_ENDED: &str = "plan_ended";
 pub const INTROSPECT_ANSWER: &str = "introspect_answer";
 pub const SNAPSHOT: &str = "snapshot";

@@ -16,7 +16,7 @@ use aos_store::Hash;
 use serde_json::{json, Map, Value};
 
 use crate::error::{KernelError, Result};
-use crate::records::{DOMAIN_EVENT, EFFECT_RECEIPT, SNAPSHOT};
+use crate::records::{DOMAIN_EVENT, EFFECT_RECEIPT, PLAN_START, SNAPSHOT};
 
 use crate::replay::Replayer;
 use crate::state::{OpenIntent, WorldState};
@@ -314,6 +314,58 @@ impl Session {
             return Err(e.into());
         }
         Ok(report)
+    }
+
+    /// Start a run of `plan` by hand with `input` (validated against the plan's input
+    /// schema; a refusal writes nothing), journaled as a `plan_start` root with what it
+    /// causes.
+    pub fn start_plan(&mut self, plan: &Name, input: &Value, origin: &Value) -> Result<Injected> {
+        self.writable()?;
+        self.complete()?;
+        let Some(m) = self.kernel.manifest.clone() else {
+            return Err(KernelError::Refused(
+                "this world has no manifest, so it has no plans".into(),
+            ));
+        };
+        let value = self
+            .kernel
+            .plan_input(&m, plan, input)
+            .map_err(KernelError::Refused)?;
+        let seq = self.world.journal.len();
+        let rec = Record {
+            seq,
+            prev: None,
+            at_ns: now_ns(),
+            kind: PLAN_START.into(),
+            cause: Vec::new(),
+            body: json!({ "plan": plan, "input": value, "origin": origin }),
+        };
+        let derived = match self.kernel.process(&self.world.objects, seq, &rec) {
+            Ok(d) => d,
+            Err(e) => {
+                self.poisoned = true;
+                return Err(e);
+            }
+        };
+        let mut staged = vec![NewRecord {
+            at_ns: rec.at_ns,
+            kind: rec.kind,
+            cause: rec.cause,
+            body: rec.body,
+        }];
+        staged.extend(derived.iter().cloned());
+        if let Err(e) = self.world.journal.append(&staged) {
+            self.poisoned = true;
+            return Err(e.into());
+        }
+        Ok(Injected {
+            seq,
+            derived: derived
+                .into_iter()
+                .enumerate()
+                .map(|(i, d)| (seq + 1 + i as u64, d))
+                .collect(),
+        })
     }
 
     /// Allowed intents still waiting for a receipt, oldest first.

@@ -122,6 +122,7 @@ impl Kernel {
             }
             DOMAIN_EVENT => self.domain_event(objects, seq, rec),
             EFFECT_RECEIPT => self.receipt(objects, seq, rec),
+            PLAN_START => self.plan_start_input(objects, seq, rec),
             _ => Ok(Vec::new()),
         }
     }
@@ -272,6 +273,19 @@ impl Kernel {
             target: None,
         }]);
         self.cascade(objects, &m, seq, rec, queue, Vec::new())
+    }
+
+    /// Run the cascade of events a plan start queued (for the plans module).
+    pub(crate) fn cascade_from(
+        &mut self,
+        objects: &ObjectStore,
+        m: &ActiveManifest,
+        seq: u64,
+        rec: &Record,
+        queue: VecDeque<Pending>,
+        out: Vec<NewRecord>,
+    ) -> Result<Vec<NewRecord>> {
+        self.cascade(objects, m, seq, rec, queue, out)
     }
 
     /// Step every queued event through its routes, breadth first, until idle.

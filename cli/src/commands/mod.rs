@@ -11,6 +11,7 @@ mod info;
 mod init;
 mod log;
 mod module;
+mod plans;
 mod receipts;
 mod replay;
 mod secret;
@@ -135,6 +136,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Snapshot => state::snapshot(&ctx),
         Command::Replay(a) | Command::World(WorldCommand::Replay(a)) => replay::run(&ctx, a),
         Command::Receipts(c) => receipts::run(&ctx, c),
+        Command::Plan(c) => plans::plan(&ctx, c),
+        Command::Plans(c) => plans::plans(&ctx, c),
         Command::Secret(c) => secret::run(&ctx, c),
     }
 }

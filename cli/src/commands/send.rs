@@ -53,7 +53,7 @@ const SEND_ROUNDS: usize = 100;
 
 /// Dispatch the open effect intents (waiting for timers when `wait`), printing each
 /// receipt and what it caused. Problem when a reducer failed on a delivered result.
-fn dispatch_open(ctx: &Ctx, s: &mut Session, wait: bool) -> anyhow::Result<Outcome> {
+pub(super) fn dispatch_open(ctx: &Ctx, s: &mut Session, wait: bool) -> anyhow::Result<Outcome> {
     if s.open_intents().is_empty() {
         return Ok(Outcome::Ok);
     }
@@ -117,7 +117,7 @@ fn print_injected_quiet(ctx: &Ctx, inj: &Injected) -> anyhow::Result<Outcome> {
 }
 
 /// Print injected events with their consequences; exit 1 when a reducer failed.
-fn print_injected(ctx: &Ctx, report: &[Injected]) -> anyhow::Result<Outcome> {
+pub(super) fn print_injected(ctx: &Ctx, report: &[Injected]) -> anyhow::Result<Outcome> {
     let mut failed = Vec::new();
     for inj in report {
         for (seq, r) in &inj.derived {
@@ -155,7 +155,7 @@ fn print_injected(ctx: &Ctx, report: &[Injected]) -> anyhow::Result<Outcome> {
 }
 
 /// The text of a VALUE argument and where it came from.
-fn read_value_arg(arg: &str) -> anyhow::Result<(String, String)> {
+pub(super) fn read_value_arg(arg: &str) -> anyhow::Result<(String, String)> {
     if arg == "-" {
         let mut text = String::new();
         std::io::stdin()
