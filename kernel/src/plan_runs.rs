@@ -52,15 +52,31 @@ impl Kernel {
         let Some(manifest) = &m.set.manifest else {
             return Ok(());
         };
-        let triggers: Vec<Name> = manifest
+        let triggers: Vec<(Name, Option<Value>)> = manifest
             .item
             .triggers
             .iter()
             .filter(|t| t.event == ev.schema)
-            .map(|t| t.plan.clone())
+            .map(|t| {
+                let key = t.correlate_by.as_ref().and_then(|path| {
+                    let segs: Vec<String> = path.split('.').map(str::to_string).collect();
+                    crate::stepper::extract(&ev.value, &segs).cloned()
+                });
+                (t.plan.clone(), key)
+            })
             .collect();
-        for plan in triggers {
-            self.start_run(m, plan, ev.value.clone(), ev.seq, base, input, out, queue)?;
+        for (plan, correlation) in triggers {
+            self.start_run(
+                m,
+                plan,
+                ev.value.clone(),
+                correlation,
+                ev.seq,
+                base,
+                input,
+                out,
+                queue,
+            )?;
         }
         Ok(())
     }
@@ -73,6 +89,7 @@ impl Kernel {
         m: &ActiveManifest,
         plan: Name,
         value: Value,
+        correlation: Option<Value>,
         cause: u64,
         base: u64,
         input: &Record,
@@ -80,17 +97,16 @@ impl Kernel {
         queue: &mut VecDeque<Pending>,
     ) -> Result<()> {
         let run = base + 1 + out.len() as u64;
-        out.push(derived(
-            input,
-            PLAN_STARTED,
-            vec![cause],
-            json!({
-                "plan": plan,
-                "run": canon::u64_value(run),
-                "input": value,
-                "manifest": m.hash,
-            }),
-        ));
+        let mut body = json!({
+            "plan": plan,
+            "run": canon::u64_value(run),
+            "input": value,
+            "manifest": m.hash,
+        });
+        if let (Some(c), Value::Object(o)) = (&correlation, &mut body) {
+            o.insert("correlation".into(), c.clone());
+        }
+        out.push(derived(input, PLAN_STARTED, vec![cause], body));
         self.state.runs.insert(
             run,
             PlanRun {
@@ -102,6 +118,8 @@ impl Kernel {
                 done: BTreeSet::new(),
                 waiting: None,
                 receipts: BTreeMap::new(),
+                awaiting: None,
+                correlation,
             },
         );
         self.advance(m, run, run, base, input, out, queue)
@@ -134,7 +152,7 @@ impl Kernel {
             .map_err(bad)?;
         let mut out = Vec::new();
         let mut queue = VecDeque::new();
-        self.start_run(&m, plan, value, seq, seq, rec, &mut out, &mut queue)?;
+        self.start_run(&m, plan, value, None, seq, seq, rec, &mut out, &mut queue)?;
         self.cascade_from(objects, &m, seq, rec, queue, out)
     }
 
@@ -189,9 +207,85 @@ impl Kernel {
             return Ok(());
         };
         r.receipts.insert(intent, value);
-        if r.waiting.is_some() {
+        if r.waiting.as_ref().is_some_and(|(_, h)| *h == intent) {
             r.waiting = None;
             self.advance(m, run, base, base, input, out, queue)?;
+        }
+        Ok(())
+    }
+
+    /// A domain event: every run parked on `await_event` for its schema whose `where`
+    /// holds (with `@event` bound) takes it — broadcast, first match per waiter — and
+    /// goes on. Runs are woken in run order. Called before triggers start new runs, so
+    /// a run never takes the event that started it (waits are future-only).
+    pub(crate) fn wake_waiters(
+        &mut self,
+        m: &ActiveManifest,
+        ev: &Pending,
+        base: u64,
+        input: &Record,
+        out: &mut Vec<NewRecord>,
+        queue: &mut VecDeque<Pending>,
+    ) -> Result<()> {
+        let waiting: Vec<u64> = self
+            .state
+            .runs
+            .iter()
+            .filter(|(_, r)| r.awaiting.as_ref().is_some_and(|(_, e)| *e == ev.schema))
+            .map(|(id, _)| *id)
+            .collect();
+        for run in waiting {
+            let Some(r) = self.state.runs.get(&run) else {
+                continue;
+            };
+            let Some((step, _)) = r.awaiting.clone() else {
+                continue;
+            };
+            let Some(Def::Plan(plan)) =
+                air_fmt::assemble::resolve(&m.set, DefKind::Plan, &r.plan).cloned()
+            else {
+                continue;
+            };
+            let Some(StepKind::AwaitEvent { where_, bind, .. }) =
+                plan.steps.iter().find(|s| s.id == step).map(|s| &s.kind)
+            else {
+                continue;
+            };
+            let env = Env {
+                input: &r.input,
+                vars: &r.vars,
+                steps: &r.steps,
+                event: Some(&ev.value),
+            };
+            let matched = match where_ {
+                None => Ok(true),
+                Some(w) => eval(w, &env)
+                    .map_err(|e| e.to_string())
+                    .and_then(|v| truthy(&v).map_err(|e| e.to_string())),
+            };
+            match matched {
+                Ok(false) => continue,
+                Err(e) => {
+                    self.end_run(
+                        run,
+                        ev.seq,
+                        "error",
+                        Value::Null,
+                        Some(format!("step {step}: the `where` of await_event: {e}")),
+                        input,
+                        out,
+                    );
+                    continue;
+                }
+                Ok(true) => {}
+            }
+            if let Some(r) = self.state.runs.get_mut(&run) {
+                r.awaiting = None;
+                r.vars.insert(bind.clone(), ev.value.clone());
+                r.steps.insert(step.clone(), ev.value.clone());
+                r.done.insert(step.clone());
+            }
+            self.advance(m, run, ev.seq, base, input, out, queue)?;
         }
         Ok(())
     }
@@ -240,12 +334,49 @@ impl Kernel {
                 self.end_run(run, cause, "ok", Value::Null, None, input, out);
                 return Ok(());
             };
-            match self.tick(m, &plan, run, &step, cause, base, input, out, queue)? {
+            let tick = self.tick(m, &plan, run, &step, cause, base, input, out, queue)?;
+            if !matches!(tick, Tick::Ended) {
+                if let Some(why) = self.broken_invariant(&plan, run) {
+                    self.end_run(
+                        run,
+                        cause,
+                        "invariant_violation",
+                        Value::Null,
+                        Some(format!("after step {step}: {why}")),
+                        input,
+                        out,
+                    );
+                    return Ok(());
+                }
+            }
+            match tick {
                 Tick::Done => continue,
                 Tick::Parked | Tick::Ended => return Ok(()),
             }
         }
         Ok(())
+    }
+
+    /// The first invariant of `plan` that does not hold for `run` (an invariant that
+    /// cannot be evaluated does not hold).
+    fn broken_invariant(&self, plan: &DefPlan, run: u64) -> Option<String> {
+        let r = self.state.runs.get(&run)?;
+        let env = Env {
+            input: &r.input,
+            vars: &r.vars,
+            steps: &r.steps,
+            event: None,
+        };
+        plan.invariants.iter().enumerate().find_map(|(i, inv)| {
+            match eval(inv, &env)
+                .map_err(|e| e.to_string())
+                .and_then(|v| truthy(&v).map_err(|e| e.to_string()))
+            {
+                Ok(true) => None,
+                Ok(false) => Some(format!("invariant {i} does not hold")),
+                Err(e) => Some(format!("invariant {i} cannot be evaluated: {e}")),
+            }
+        })
     }
 
     /// The first ready step by id: not done, and every edge into it comes from a done
@@ -484,17 +615,11 @@ impl Kernel {
                     self.end_run(run, cause, "ok", v, None, input, out);
                     return Ok(Tick::Ended);
                 }
-                StepKind::AwaitEvent { .. } => {
-                    self.end_run(
-                        run,
-                        cause,
-                        "error",
-                        Value::Null,
-                        fail("await_event is not run by this aos yet".into()),
-                        input,
-                        out,
-                    );
-                    return Ok(Tick::Ended);
+                StepKind::AwaitEvent { event, .. } => {
+                    if let Some(r) = self.state.runs.get_mut(&run) {
+                        r.awaiting = Some((id.to_string(), event.clone()));
+                    }
+                    return Ok(Tick::Parked);
                 }
             };
         if let Some(r) = self.state.runs.get_mut(&run) {

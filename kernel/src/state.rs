@@ -120,6 +120,10 @@ pub struct PlanRun {
     pub waiting: Option<(String, Hash)>,
     /// Receipts of its intents that have arrived, by handle.
     pub receipts: BTreeMap<Hash, Value>,
+    /// The `await_event` step it is parked on, with the event schema it waits for.
+    pub awaiting: Option<(String, Name)>,
+    /// The trigger's `correlate_by` value, for correlated runs.
+    pub correlation: Option<Value>,
 }
 
 impl PlanRun {
@@ -134,6 +138,8 @@ impl PlanRun {
             "done": self.done,
             "waiting": self.waiting.as_ref().map(|(s, h)| json!({"step": s, "handle": h})),
             "receipts": self.receipts.iter().map(|(h, v)| json!({"handle": h, "value": v})).collect::<Vec<_>>(),
+            "awaiting": self.awaiting.as_ref().map(|(s, e)| json!({"step": s, "event": e})),
+            "correlation": self.correlation,
         })
     }
 
@@ -198,6 +204,20 @@ impl PlanRun {
                 done,
                 waiting,
                 receipts,
+                awaiting: match v.get("awaiting") {
+                    Some(Value::Object(w)) => Some((
+                        w.get("step")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                        w.get("event")
+                            .and_then(Value::as_str)
+                            .and_then(|s| Name::parse(s).ok())
+                            .ok_or("a plan run awaits an event without a valid schema")?,
+                    )),
+                    _ => None,
+                },
+                correlation: v.get("correlation").cloned().filter(|c| !c.is_null()),
             },
         ))
     }

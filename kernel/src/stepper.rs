@@ -321,6 +321,7 @@ impl Kernel {
                 self.step(objects, m, route, &ev, seq, rec, &mut out, &mut queue)?;
             }
             if ev.target.is_none() {
+                self.wake_waiters(m, &ev, seq, rec, &mut out, &mut queue)?;
                 self.start_plans(m, &ev, seq, rec, &mut out, &mut queue)?;
             }
         }

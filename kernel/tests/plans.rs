@@ -313,3 +313,108 @@ fn introspection_is_answered_by_the_kernel_deterministically() {
     .unwrap();
     assert_eq!(again.boot.snapshots_checked, 0);
 }
+
+const ORDERS: &str = r#"[
+ {"$kind":"defschema","name":"t/Order@1","type":{"record":{"id":{"text":{}}}}},
+ {"$kind":"defschema","name":"t/Paid@1","type":{"record":{"id":{"text":{}},"amount":{"nat":{}}}}},
+ {"$kind":"defschema","name":"t/Done@1","type":{"record":{"id":{"text":{}},"amount":{"nat":{}}}}},
+ {"$kind":"defschema","name":"t/State@1","type":{"record":{"n":{"nat":{}}}}},
+ {"$kind":"defmodule","name":"t/Sink@1","module_kind":"reducer","wasm_hash":"{{sink}}",
+  "abi":{"reducer":{"state":"t/State@1","event":"t/Done@1"}}},
+ {"$kind":"defplan","name":"t/order@1","input":"t/Order@1",
+  "steps":[
+   {"id":"a_wait","op":"await_event","event":"t/Paid@1",
+    "where":{"op":"eq","args":[{"ref":"@event.id"},{"ref":"@plan.input.id"}]},"bind":{"as":"paid"}},
+   {"id":"b_raise","op":"raise_event","event":"t/Done@1",
+    "value":{"record":{"id":{"ref":"@plan.input.id"},"amount":{"op":"get","args":[{"ref":"@var:paid"},{"text":"amount"}]}}}},
+   {"id":"c_end","op":"end"}
+  ],
+  "edges":[{"from":"a_wait","to":"b_raise"},{"from":"b_raise","to":"c_end"}],
+  "invariants":[{"op":"ne","args":[{"ref":"@plan.input.id"},{"text":"bad"}]}]},
+ {"$kind":"manifest","air_version":"1",
+  "schemas":[{"name":"t/Order@1"},{"name":"t/Paid@1"},{"name":"t/Done@1"},{"name":"t/State@1"}],
+  "modules":[{"name":"t/Sink@1"}],"plans":[{"name":"t/order@1"}],
+  "caps":[],"effects":[],"policies":[],
+  "routing":{"events":[{"event":"t/Done@1","reducer":"t/Sink@1"}]},
+  "triggers":[{"event":"t/Order@1","plan":"t/order@1","correlate_by":"id"}]}
+]"#;
+
+#[test]
+fn correlated_runs_wait_for_their_own_event_and_invariants_end_runs() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("w");
+    common::create_world(
+        &root,
+        ORDERS,
+        &[("sink", common::constant(br#"{"state":{"n":1}}"#))],
+        &public(&key()),
+    );
+    let mut s =
+        Session::open(&root, Access::Write, BootOptions::default(), &mut |_, _| {}).unwrap();
+    let ev = |schema: &str, v: Value| EventIn {
+        schema: name(schema),
+        value: v,
+        key: None,
+    };
+    let r = s
+        .inject(
+            &[
+                ev("t/Order@1", json!({"id": "a"})),
+                ev("t/Order@1", json!({"id": "b"})),
+            ],
+            &json!({}),
+        )
+        .unwrap();
+    assert_eq!(kinds(&r[0]), [PLAN_STARTED], "{:#?}", r[0].derived);
+    assert_eq!(r[0].derived[0].1.body["correlation"], "a");
+    assert_eq!(s.kernel.state.runs.len(), 2, "both runs wait");
+    // An event for b wakes only b's run, which raises Done for the sink and ends.
+    let r = s
+        .inject(
+            &[ev("t/Paid@1", json!({"id": "b", "amount": 5}))],
+            &json!({}),
+        )
+        .unwrap();
+    assert_eq!(
+        kinds(&r[0]),
+        [DOMAIN_EVENT, PLAN_ENDED, REDUCER_STEPPED],
+        "{:#?}",
+        r[0].derived
+    );
+    assert_eq!(
+        r[0].derived[0].1.body["value"],
+        json!({"id": "b", "amount": 5})
+    );
+    assert_eq!(s.kernel.state.runs.len(), 1);
+    // The waiting run survives a snapshot and replay; a later matching event wakes it.
+    s.snapshot("t").unwrap();
+    let r = s
+        .inject(
+            &[ev("t/Paid@1", json!({"id": "a", "amount": 7}))],
+            &json!({}),
+        )
+        .unwrap();
+    assert_eq!(r[0].derived[0].1.body["value"]["amount"], 7);
+    assert!(s.kernel.state.runs.is_empty());
+    // An order that breaks the invariant ends with invariant_violation.
+    let r = s
+        .inject(&[ev("t/Order@1", json!({"id": "bad"}))], &json!({}))
+        .unwrap();
+    assert_eq!(kinds(&r[0]), [PLAN_STARTED, PLAN_ENDED]);
+    assert_eq!(r[0].derived[1].1.body["status"], "invariant_violation");
+    let state = s.kernel.state.hash();
+    s.finish().unwrap();
+    let again = Session::open(
+        &root,
+        Access::Read,
+        BootOptions {
+            start: Start::Genesis,
+            until: None,
+            verify_snapshots: true,
+        },
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(again.kernel.state.hash(), state);
+    assert_eq!(again.boot.snapshots_checked, 1);
+}
