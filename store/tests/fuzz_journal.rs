@@ -198,8 +198,11 @@ fn exercise(f: &Fixture) -> Result<(), TestCaseError> {
         read_all(&j);
         let _ = j.take_warnings();
     }
-    let findings = fsck_all(&f.root);
-    // An accepted journal chains from seq 0 when verified from scratch.
+    // fsck never panics, with whatever index the case left (it may rightly report a
+    // last record changed after the index vouched for it).
+    let _ = fsck_all(&f.root);
+    // Without an index, an accepted journal chains from seq 0 when verified from
+    // scratch, and fsck, looking at the same bytes, agrees that it is undamaged.
     let _ = fs::remove_file(index_path(&path));
     if let Ok(j) = Journal::open(&path, &Options::default()) {
         let mut prev: Option<Hash> = None;
@@ -211,6 +214,8 @@ fn exercise(f: &Fixture) -> Result<(), TestCaseError> {
             prop_assert_eq!(r.prev, prev);
             prev = Some(h);
         }
+        drop(j);
+        let findings = fsck_all(&f.root);
         let errs = errors(&findings);
         let damaged: Vec<_> = errs
             .iter()
