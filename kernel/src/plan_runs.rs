@@ -229,11 +229,10 @@ impl Kernel {
     ) -> Result<()> {
         let waiting: Vec<u64> = self
             .state
-            .runs
-            .iter()
-            .filter(|(_, r)| r.awaiting.as_ref().is_some_and(|(_, e)| *e == ev.schema))
-            .map(|(id, _)| *id)
-            .collect();
+            .waiters
+            .get(&ev.schema)
+            .map(|set| set.iter().copied().collect())
+            .unwrap_or_default();
         for run in waiting {
             let Some(r) = self.state.runs.get(&run) else {
                 continue;
@@ -285,6 +284,7 @@ impl Kernel {
                 r.steps.insert(step.clone(), ev.value.clone());
                 r.done.insert(step.clone());
             }
+            self.unwait(&ev.schema, run);
             self.advance(m, run, ev.seq, base, input, out, queue)?;
         }
         Ok(())
@@ -355,6 +355,16 @@ impl Kernel {
             }
         }
         Ok(())
+    }
+
+    /// Drop `run` from the waiters of `schema`.
+    fn unwait(&mut self, schema: &Name, run: u64) {
+        if let Some(set) = self.state.waiters.get_mut(schema) {
+            set.remove(&run);
+            if set.is_empty() {
+                self.state.waiters.remove(schema);
+            }
+        }
     }
 
     /// The first invariant of `plan` that does not hold for `run` (an invariant that
@@ -618,6 +628,11 @@ impl Kernel {
                 StepKind::AwaitEvent { event, .. } => {
                     if let Some(r) = self.state.runs.get_mut(&run) {
                         r.awaiting = Some((id.to_string(), event.clone()));
+                        self.state
+                            .waiters
+                            .entry(event.clone())
+                            .or_default()
+                            .insert(run);
                     }
                     return Ok(Tick::Parked);
                 }
@@ -842,7 +857,11 @@ impl Kernel {
         input: &Record,
         out: &mut Vec<NewRecord>,
     ) {
-        let plan = self.state.runs.remove(&run).map(|r| r.plan);
+        let removed = self.state.runs.remove(&run);
+        if let Some((_, schema)) = removed.as_ref().and_then(|r| r.awaiting.as_ref()) {
+            self.unwait(schema, run);
+        }
+        let plan = removed.map(|r| r.plan);
         let mut body = Map::new();
         body.insert("run".into(), canon::u64_value(run));
         body.insert("plan".into(), json!(plan));

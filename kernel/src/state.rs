@@ -233,6 +233,9 @@ pub struct WorldState {
     pub open: BTreeMap<Hash, OpenIntent>,
     /// Plan runs in flight, by run id (the seq of their `plan_started` record).
     pub runs: BTreeMap<u64, PlanRun>,
+    /// Runs parked on `await_event`, by the event schema they wait for: derived from
+    /// `runs` (not part of the snapshot), so an event touches only its own waiters.
+    pub waiters: BTreeMap<Name, std::collections::BTreeSet<u64>>,
 }
 
 /// A snapshot as objects: the snapshot value and every object it names.
@@ -252,6 +255,7 @@ impl WorldState {
             reducers: BTreeMap::new(),
             open: BTreeMap::new(),
             runs: BTreeMap::new(),
+            waiters: BTreeMap::new(),
         }
     }
 
@@ -375,12 +379,19 @@ impl WorldState {
             let (id, r) = PlanRun::from_json(entry)?;
             runs.insert(id, r);
         }
+        let mut waiters: BTreeMap<Name, std::collections::BTreeSet<u64>> = BTreeMap::new();
+        for (id, r) in &runs {
+            if let Some((_, schema)) = &r.awaiting {
+                waiters.entry(schema.clone()).or_default().insert(*id);
+            }
+        }
         Ok(WorldState {
             manifest,
             limits,
             reducers,
             open,
             runs,
+            waiters,
         })
     }
 }
