@@ -240,8 +240,8 @@ impl Kernel {
             let Some((step, _)) = r.awaiting.clone() else {
                 continue;
             };
-            let Some(Def::Plan(plan)) =
-                air_fmt::assemble::resolve(&m.set, DefKind::Plan, &r.plan).cloned()
+            // Borrowed from the manifest (not `self`), so the run can be updated below.
+            let Some(Def::Plan(plan)) = air_fmt::assemble::resolve(&m.set, DefKind::Plan, &r.plan)
             else {
                 continue;
             };

@@ -140,6 +140,13 @@ impl Dispatcher {
         grant: Option<Result<Value, String>>,
     ) -> Option<Receipt> {
         let allow_url = |method: &str, url: &str| -> Result<(), String> {
+            // Only `http.request` names its URL in the params, so only its grant
+            // (http.out) constrains hosts; other adapters contact the endpoints the
+            // operator configured (an LLM provider's base URL), which their own grants
+            // (providers, models) already constrain.
+            if open.kind != "http.request" {
+                return Ok(());
+            }
             match &grant {
                 Some(Ok(params)) => {
                     aos_kernel::gates::http_url_allowed_by(&open.grant, params, method, url)
