@@ -36,7 +36,6 @@
 //!   (open, inject, finish) split the process's cost from the session's.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::error::Error;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -64,7 +63,7 @@ use crate::mem::{measure, Mem};
 use crate::report::{Row, Section, Target};
 use crate::util::{median, mib, ms, per_s, say, settle, timed};
 
-type Res<T> = Result<T, Box<dyn Error>>;
+pub(crate) type Res<T> = Result<T, Box<dyn Error>>;
 
 const BENCH: &str = "kernel";
 const EVENT: &str = "demo/CounterEvent@1";
@@ -203,25 +202,36 @@ pub(crate) fn create_example_world(
         }
     }
     sources.sort_by(|a, b| a.name.cmp(&b.name));
-    let (mut set, mut diags) = load(&sources);
-    diags.extend(fill_wasm_hashes(
-        &mut set,
-        &BTreeMap::from([(name(module), Hash::of(wasm))]),
-    ));
+    create_world_from(
+        root,
+        &format!("the {example} AIR in {}", dir.display()),
+        &sources,
+        &[(module, wasm)],
+    )
+}
+
+/// A world at `root` whose genesis manifest is `sources` (AIR files), with each
+/// `(module, wasm)` stored and its wasm hash filled in.
+pub(crate) fn create_world_from(
+    root: &Path,
+    label: &str,
+    sources: &[Source],
+    modules: &[(&str, &[u8])],
+) -> Res<()> {
+    let (mut set, mut diags) = load(sources);
+    let hashes = modules
+        .iter()
+        .map(|(m, w)| (name(m), Hash::of(w)))
+        .collect();
+    diags.extend(fill_wasm_hashes(&mut set, &hashes));
     diags.extend(validate(&set));
     let (assembled, more) = assemble(&set);
     diags.extend(more);
     let assembled = match assembled {
         Some(a) if !has_errors(&diags) => a,
-        _ => {
-            return Err(format!(
-                "the {example} AIR in {} has errors: {diags:?}",
-                dir.display()
-            )
-            .into())
-        }
+        _ => return Err(format!("{label} has errors: {diags:?}").into()),
     };
-    let mut objects = vec![wasm.to_vec()];
+    let mut objects: Vec<Vec<u8>> = modules.iter().map(|(_, w)| w.to_vec()).collect();
     for (_, value) in assembled.defs.values() {
         objects.push(canon::value_to_vec(value)?);
     }

@@ -18,6 +18,7 @@ mod kernel;
 mod mem;
 mod objects;
 mod open;
+mod plans;
 mod report;
 mod util;
 
@@ -46,6 +47,8 @@ const USAGE: &str = "usage: aos-bench <objects|journal|open|fsck|fork|air|kernel
   effects   timer effects/s through inject, gate, dispatch 8 at a time, sign, verify,
             journal and deliver vs bare loopback GETs; gate + sign + verify per
             http.request effect vs one bare loopback GET
+  plans     steps/s of a 10-step plan without effects vs bare expression evaluation;
+            the cost of an event with 10 and with 1,000 runs waiting on its schema
   all       every benchmark above, in that order
 
   --quick   smaller sizes, fewer runs
@@ -53,8 +56,8 @@ const USAGE: &str = "usage: aos-bench <objects|journal|open|fsck|fork|air|kernel
   --json    print one JSON document instead of tables (progress still goes to stderr)
   --strict  exit with status 1 when a target is missed";
 
-const ALL: [&str; 8] = [
-    "objects", "journal", "open", "fsck", "fork", "air", "kernel", "effects",
+const ALL: [&str; 9] = [
+    "objects", "journal", "open", "fsck", "fork", "air", "kernel", "effects", "plans",
 ];
 
 struct Args {
@@ -169,6 +172,7 @@ fn run_one(
         "air" => air::run_bench(scratch, args.quick),
         "kernel" => kernel::run_bench(scratch, args.quick),
         "effects" => effects::run_bench(scratch, args.quick),
+        "plans" => plans::run_bench(scratch, args.quick),
         _ => unreachable!("checked by parse_args"),
     }
 }
