@@ -120,6 +120,7 @@ impl Kernel {
                 receipts: BTreeMap::new(),
                 awaiting: None,
                 correlation,
+                await_key: None,
             },
         );
         self.advance(m, run, run, base, input, out, queue)
@@ -227,12 +228,7 @@ impl Kernel {
         out: &mut Vec<NewRecord>,
         queue: &mut VecDeque<Pending>,
     ) -> Result<()> {
-        let waiting: Vec<u64> = self
-            .state
-            .waiters
-            .get(&ev.schema)
-            .map(|set| set.iter().copied().collect())
-            .unwrap_or_default();
+        let waiting = self.state.waiters_for(&ev.schema, &ev.value);
         for run in waiting {
             let Some(r) = self.state.runs.get(&run) else {
                 continue;
@@ -279,12 +275,15 @@ impl Kernel {
                 Ok(true) => {}
             }
             if let Some(r) = self.state.runs.get_mut(&run) {
-                r.awaiting = None;
                 r.vars.insert(bind.clone(), ev.value.clone());
                 r.steps.insert(step.clone(), ev.value.clone());
                 r.done.insert(step.clone());
             }
-            self.unwait(&ev.schema, run);
+            self.state.unindex_waiter(run);
+            if let Some(r) = self.state.runs.get_mut(&run) {
+                r.awaiting = None;
+                r.await_key = None;
+            }
             self.advance(m, run, ev.seq, base, input, out, queue)?;
         }
         Ok(())
@@ -355,16 +354,6 @@ impl Kernel {
             }
         }
         Ok(())
-    }
-
-    /// Drop `run` from the waiters of `schema`.
-    fn unwait(&mut self, schema: &Name, run: u64) {
-        if let Some(set) = self.state.waiters.get_mut(schema) {
-            set.remove(&run);
-            if set.is_empty() {
-                self.state.waiters.remove(schema);
-            }
-        }
     }
 
     /// The first invariant of `plan` that does not hold for `run` (an invariant that
@@ -625,15 +614,13 @@ impl Kernel {
                     self.end_run(run, cause, "ok", v, None, input, out);
                     return Ok(Tick::Ended);
                 }
-                StepKind::AwaitEvent { event, .. } => {
+                StepKind::AwaitEvent { event, where_, .. } => {
+                    let key = where_.as_ref().and_then(|w| await_key(w, &env));
                     if let Some(r) = self.state.runs.get_mut(&run) {
                         r.awaiting = Some((id.to_string(), event.clone()));
-                        self.state
-                            .waiters
-                            .entry(event.clone())
-                            .or_default()
-                            .insert(run);
+                        r.await_key = key;
                     }
+                    self.state.index_waiter(run);
                     return Ok(Tick::Parked);
                 }
             };
@@ -857,11 +844,8 @@ impl Kernel {
         input: &Record,
         out: &mut Vec<NewRecord>,
     ) {
-        let removed = self.state.runs.remove(&run);
-        if let Some((_, schema)) = removed.as_ref().and_then(|r| r.awaiting.as_ref()) {
-            self.unwait(schema, run);
-        }
-        let plan = removed.map(|r| r.plan);
+        self.state.unindex_waiter(run);
+        let plan = self.state.runs.remove(&run).map(|r| r.plan);
         let mut body = Map::new();
         body.insert("run".into(), canon::u64_value(run));
         body.insert("plan".into(), json!(plan));
@@ -872,4 +856,25 @@ impl Kernel {
         }
         out.push(derived(input, PLAN_ENDED, vec![cause], Value::Object(body)));
     }
+}
+
+/// The index key of an `await_event` whose `where` is `eq(@event.PATH, X)` (either
+/// order) with X computable without the event: PATH and X's value now.
+fn await_key(w: &air_fmt::expr::Expr, env: &Env) -> Option<(Vec<String>, Value)> {
+    use air_fmt::expr::{Expr, ExprRef};
+    let Expr::Op(op, args) = w else { return None };
+    if op != "eq" || args.len() != 2 {
+        return None;
+    }
+    let pick = |a: &Expr, b: &Expr| -> Option<(Vec<String>, Value)> {
+        let Expr::Ref(ExprRef::Event(path)) = a else {
+            return None;
+        };
+        let no_event = Env {
+            event: None,
+            ..*env
+        };
+        eval(b, &no_event).ok().map(|v| (path.clone(), v))
+    };
+    pick(&args[0], &args[1]).or_else(|| pick(&args[1], &args[0]))
 }

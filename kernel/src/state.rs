@@ -105,6 +105,9 @@ impl OpenIntent {
     }
 }
 
+/// Keyed waiters of one schema: event path → canonical value bytes → runs.
+pub type KeyedWaiters = BTreeMap<Vec<String>, BTreeMap<Vec<u8>, std::collections::BTreeSet<u64>>>;
+
 /// A plan run in flight.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanRun {
@@ -124,6 +127,9 @@ pub struct PlanRun {
     pub awaiting: Option<(String, Name)>,
     /// The trigger's `correlate_by` value, for correlated runs.
     pub correlation: Option<Value>,
+    /// When the awaited event's `where` is `eq(@event.PATH, X)` with X independent of
+    /// the event: PATH and X's value, so the run is found by that value.
+    pub await_key: Option<(Vec<String>, Value)>,
 }
 
 impl PlanRun {
@@ -140,6 +146,7 @@ impl PlanRun {
             "receipts": self.receipts.iter().map(|(h, v)| json!({"handle": h, "value": v})).collect::<Vec<_>>(),
             "awaiting": self.awaiting.as_ref().map(|(s, e)| json!({"step": s, "event": e})),
             "correlation": self.correlation,
+            "await_key": self.await_key.as_ref().map(|(p, v)| json!({"path": p, "value": v})),
         })
     }
 
@@ -218,6 +225,21 @@ impl PlanRun {
                     _ => None,
                 },
                 correlation: v.get("correlation").cloned().filter(|c| !c.is_null()),
+                await_key: match v.get("await_key") {
+                    Some(Value::Object(k)) => Some((
+                        k.get("path")
+                            .and_then(Value::as_array)
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(Value::as_str)
+                                    .map(str::to_string)
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                        k.get("value").cloned().unwrap_or(Value::Null),
+                    )),
+                    _ => None,
+                },
             },
         ))
     }
@@ -236,6 +258,97 @@ pub struct WorldState {
     /// Runs parked on `await_event`, by the event schema they wait for: derived from
     /// `runs` (not part of the snapshot), so an event touches only its own waiters.
     pub waiters: BTreeMap<Name, std::collections::BTreeSet<u64>>,
+    /// Runs whose wait is keyed (`await_key`), by schema, event path and the canonical
+    /// bytes of the value: an event reaches only the runs its own value names.
+    pub keyed_waiters: BTreeMap<Name, KeyedWaiters>,
+}
+
+impl WorldState {
+    /// Index a parked run under its wait (keyed when it has an `await_key`).
+    pub fn index_waiter(&mut self, run: u64) {
+        let Some(r) = self.runs.get(&run) else { return };
+        let Some((_, schema)) = &r.awaiting else {
+            return;
+        };
+        match &r.await_key {
+            Some((path, value)) => {
+                let kb = canon::value_to_vec(value).unwrap_or_default();
+                self.keyed_waiters
+                    .entry(schema.clone())
+                    .or_default()
+                    .entry(path.clone())
+                    .or_default()
+                    .entry(kb)
+                    .or_default()
+                    .insert(run);
+            }
+            None => {
+                self.waiters.entry(schema.clone()).or_default().insert(run);
+            }
+        }
+    }
+
+    /// Remove a run from the wait indexes (before its wait changes or it ends).
+    pub fn unindex_waiter(&mut self, run: u64) {
+        let Some(r) = self.runs.get(&run) else { return };
+        let Some((_, schema)) = r.awaiting.clone() else {
+            return;
+        };
+        if let Some((path, value)) = r.await_key.clone() {
+            let kb = canon::value_to_vec(&value).unwrap_or_default();
+            if let Some(paths) = self.keyed_waiters.get_mut(&schema) {
+                if let Some(vals) = paths.get_mut(&path) {
+                    if let Some(set) = vals.get_mut(&kb) {
+                        set.remove(&run);
+                        if set.is_empty() {
+                            vals.remove(&kb);
+                        }
+                    }
+                    if vals.is_empty() {
+                        paths.remove(&path);
+                    }
+                }
+                if paths.is_empty() {
+                    self.keyed_waiters.remove(&schema);
+                }
+            }
+        } else if let Some(set) = self.waiters.get_mut(&schema) {
+            set.remove(&run);
+            if set.is_empty() {
+                self.waiters.remove(&schema);
+            }
+        }
+    }
+
+    /// The runs an event of `schema` with `value` may wake, in run order: the unkeyed
+    /// waiters of the schema and the keyed ones its value names.
+    pub fn waiters_for(&self, schema: &Name, value: &Value) -> Vec<u64> {
+        let mut out: std::collections::BTreeSet<u64> =
+            self.waiters.get(schema).cloned().unwrap_or_default();
+        if let Some(paths) = self.keyed_waiters.get(schema) {
+            for (path, vals) in paths {
+                let mut v = value;
+                let mut found = true;
+                for seg in path {
+                    match v.get(seg.as_str()) {
+                        Some(x) => v = x,
+                        None => {
+                            found = false;
+                            break;
+                        }
+                    }
+                }
+                if !found {
+                    continue;
+                }
+                let kb = canon::value_to_vec(v).unwrap_or_default();
+                if let Some(set) = vals.get(&kb) {
+                    out.extend(set.iter().copied());
+                }
+            }
+        }
+        out.into_iter().collect()
+    }
 }
 
 /// A snapshot as objects: the snapshot value and every object it names.
@@ -256,6 +369,7 @@ impl WorldState {
             open: BTreeMap::new(),
             runs: BTreeMap::new(),
             waiters: BTreeMap::new(),
+            keyed_waiters: BTreeMap::new(),
         }
     }
 
@@ -379,20 +493,20 @@ impl WorldState {
             let (id, r) = PlanRun::from_json(entry)?;
             runs.insert(id, r);
         }
-        let mut waiters: BTreeMap<Name, std::collections::BTreeSet<u64>> = BTreeMap::new();
-        for (id, r) in &runs {
-            if let Some((_, schema)) = &r.awaiting {
-                waiters.entry(schema.clone()).or_default().insert(*id);
-            }
-        }
-        Ok(WorldState {
+        let ids: Vec<u64> = runs.keys().copied().collect();
+        let mut state = WorldState {
             manifest,
             limits,
             reducers,
             open,
             runs,
-            waiters,
-        })
+            waiters: BTreeMap::new(),
+            keyed_waiters: BTreeMap::new(),
+        };
+        for id in ids {
+            state.index_waiter(id);
+        }
+        Ok(state)
     }
 }
 
