@@ -614,3 +614,89 @@ fn a_plan_started_by_hand_runs_and_plans_ls_and_show_report_it() {
     expect_code(&aos(&root, &["plans", "show", "999999"]), 2);
     replay_and_fsck(&root);
 }
+
+#[test]
+fn a_send_killed_while_a_plan_waits_on_its_receipt_resumes_and_the_receipt_lands_once() {
+    use std::io::{Read, Write};
+    use std::sync::mpsc;
+    let air = repo().join("examples/fetch/air");
+    let (_d, root) = world_from(&air, "demo/FetchSM@1", "fetch.wasm", "AOS_FETCH_WASM");
+    // The server keeps its first request unanswered (the sender is killed meanwhile) and
+    // answers the second at once; it reports each request head.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for n in 0..2 {
+            let Ok((mut conn, _)) = listener.accept() else {
+                return;
+            };
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => head.extend_from_slice(&buf[..k]),
+                }
+            }
+            let _ = tx.send(String::from_utf8_lossy(&head).into_owned());
+            if n == 0 {
+                held.push(conn);
+            } else {
+                let _ = conn.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                );
+            }
+        }
+    });
+    let url = format!("http://127.0.0.1:{port}/slow");
+    let mut child = std::process::Command::new(common::aos_bin())
+        .args([
+            "send",
+            "demo/FetchRequest@1",
+            &json!({ "url": url }).to_string(),
+        ])
+        .current_dir(&root)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the first request");
+    child.kill().unwrap();
+    let _ = child.wait();
+    let recs = journal(&root);
+    assert!(
+        kinds(&recs).contains(&"effect_intent"),
+        "the intent was journaled before dispatch"
+    );
+    assert!(!kinds(&recs).contains(&"effect_receipt"));
+
+    // The next run re-dispatches the open intent with the same key; the run resumes.
+    expect_code(&aos(&root, &["run", "--no-wait"]), 0);
+    let second = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the second request");
+    let key = |head: &str| {
+        head.lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("idempotency-key:"))
+            .map(|l| l.split_once(':').unwrap().1.trim().to_string())
+    };
+    assert!(key(&first).is_some());
+    assert_eq!(key(&first), key(&second), "the same idempotency key");
+    let recs = journal(&root);
+    assert_eq!(
+        recs.iter()
+            .filter(|r| r["kind"] == "effect_receipt")
+            .count(),
+        1
+    );
+    let ended = recs.iter().find(|r| r["kind"] == "plan_ended").unwrap();
+    assert_eq!(ended["body"]["status"], "ok");
+    assert_eq!(state(&root, "demo/FetchSM@1")["fetched"], 1);
+    expect_code(&aos(&root, &["run", "--no-wait"]), 0);
+    assert_eq!(journal(&root).len(), recs.len(), "nothing more to do");
+    replay_and_fsck(&root);
+}
