@@ -478,12 +478,13 @@ fn fetch_a_plan_gets_a_page_and_the_reducer_records_it() {
     let (_d, root) = world_from(&air, "demo/FetchSM@1", "fetch.wasm", "AOS_FETCH_WASM");
     let (port, server) = serve_once("hello from loopback");
     let url = format!("http://127.0.0.1:{port}/page");
-    // send: the event starts the plan, whose http.request is dispatched at once.
+    // send: the reducer turns the command into a FetchRequest domain event, whose
+    // trigger starts the plan; its http.request is dispatched at once.
     let o = aos(
         &root,
         &[
             "send",
-            "demo/FetchRequest@1",
+            "demo/FetchCommand@1",
             &json!({ "url": url }).to_string(),
         ],
     );
@@ -514,6 +515,7 @@ fn fetch_a_plan_gets_a_page_and_the_reducer_records_it() {
     assert_eq!(ended["body"]["status"], "ok", "{ended}");
     let st = state(&root, "demo/FetchSM@1");
     assert_eq!(st["fetched"], 1);
+    assert_eq!(st["requested"], 1);
     assert_eq!(st["last_status"], 200);
     assert_eq!(st["last_url"], url.as_str());
     // The body is a blob in the world.
@@ -528,7 +530,7 @@ fn fetch_a_plan_gets_a_page_and_the_reducer_records_it() {
         &root,
         &[
             "send",
-            "demo/FetchRequest@1",
+            "demo/FetchCommand@1",
             r#"{"url":"http://example.com/"}"#,
         ],
     );

@@ -1,6 +1,8 @@
-//! The fetch reducer (`demo/FetchSM@1`): each `demo/FetchResult@1` a fetch plan raises
-//! (after its `http.request` receipt arrived) is recorded: how many fetches finished,
-//! and the URL, HTTP status and body blob of the last one (`aos blob get` shows it).
+//! The fetch reducer (`demo/FetchSM@1`): a `Command {url}` is turned into a
+//! `demo/FetchRequest@1` domain event, which the manifest's trigger hands to the plan
+//! `demo/fetch_plan@1`; the plan performs the GET and raises `demo/FetchResult@1`, which
+//! comes back here as `Result` and is recorded: how many fetches were asked for and
+//! finished, and the URL, HTTP status and body blob of the last one (`aos blob get`).
 #![no_std]
 
 extern crate alloc;
@@ -13,7 +15,7 @@ use aos_sdk::{Ctx, Out};
 use serde::{Deserialize, Serialize};
 
 /// `demo/FetchState@1` (fields in canonical order).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     #[serde(default)]
     pub fetched: u64,
@@ -23,6 +25,14 @@ pub struct State {
     pub last_status: Option<i64>,
     #[serde(default)]
     pub last_url: Option<String>,
+    #[serde(default)]
+    pub requested: u64,
+}
+
+/// `demo/FetchCommand@1` and `demo/FetchRequest@1`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Url {
+    pub url: String,
 }
 
 /// `demo/FetchResult@1`.
@@ -34,14 +44,31 @@ pub struct FetchResult {
     pub url: String,
 }
 
-pub fn step(state: Option<State>, event: FetchResult, _ctx: &Ctx) -> Out<State> {
-    let fetched = state.map_or(0, |s| s.fetched).saturating_add(1);
-    Out::new(State {
-        fetched,
-        last_body_ref: event.body_ref,
-        last_status: Some(event.status),
-        last_url: Some(event.url),
-    })
+/// `demo/FetchEvent@1`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "$tag", content = "$value")]
+pub enum Event {
+    Command(Url),
+    Result(FetchResult),
+}
+
+pub fn step(state: Option<State>, event: Event, _ctx: &Ctx) -> Out<State> {
+    let mut s = state.unwrap_or_default();
+    match event {
+        Event::Command(c) => {
+            s.requested = s.requested.saturating_add(1);
+            let mut out = Out::new(s);
+            out.emit("demo/FetchRequest@1", &Url { url: c.url });
+            out
+        }
+        Event::Result(r) => {
+            s.fetched = s.fetched.saturating_add(1);
+            s.last_body_ref = r.body_ref;
+            s.last_status = Some(r.status);
+            s.last_url = Some(r.url);
+            Out::new(s)
+        }
+    }
 }
 
 aos_sdk::reducer!(step);
@@ -51,27 +78,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_result_is_counted_and_the_last_one_kept() {
-        let ctx = Ctx {
-            now_ns: 0,
-            key: None,
-            cell_mode: false,
-        };
-        let first = FetchResult {
-            body_ref: None,
-            status: 404,
-            url: "http://a/".into(),
-        };
-        let s = step(None, first, &ctx).state.unwrap();
-        assert_eq!((s.fetched, s.last_status), (1, Some(404)));
-        let second = FetchResult {
-            body_ref: Some("blake3:00".into()),
-            status: 200,
-            url: "http://b/".into(),
-        };
-        let s = step(Some(s), second, &ctx).state.unwrap();
-        assert_eq!(s.fetched, 2);
-        assert_eq!(s.last_url.as_deref(), Some("http://b/"));
+    fn a_command_asks_the_plan_and_a_result_is_recorded() {
+        let ctx = Ctx { now_ns: 0, key: None, cell_mode: false };
+        let out = step(None, Event::Command(Url { url: "http://a/".into() }), &ctx);
+        assert_eq!(out.state.as_ref().map(|s| s.requested), Some(1));
+        assert_eq!(out.domain_events.len(), 1);
+        let res = FetchResult { body_ref: Some("blake3:00".into()), status: 200, url: "http://a/".into() };
+        let s = step(out.state, Event::Result(res), &ctx).state.unwrap();
+        assert_eq!((s.fetched, s.last_status), (1, Some(200)));
         assert_eq!(s.last_body_ref.as_deref(), Some("blake3:00"));
     }
 }
