@@ -36,6 +36,8 @@ enum Tick {
     Parked,
     /// The run is over (journaled).
     Ended,
+    /// The step failed: the run ends with this error.
+    Failed(String),
 }
 
 impl Kernel {
@@ -334,6 +336,11 @@ impl Kernel {
                 return Ok(());
             };
             let tick = self.tick(m, &plan, run, &step, cause, base, input, out, queue)?;
+            if let Tick::Failed(why) = tick {
+                let why = Some(format!("step {step}: {why}"));
+                self.end_run(run, cause, "error", Value::Null, why, input, out);
+                return Ok(());
+            }
             if !matches!(tick, Tick::Ended) {
                 if let Some(why) = self.broken_invariant(&plan, run) {
                     self.end_run(
@@ -350,7 +357,7 @@ impl Kernel {
             }
             match tick {
                 Tick::Done => continue,
-                Tick::Parked | Tick::Ended => return Ok(()),
+                Tick::Parked | Tick::Ended | Tick::Failed(_) => return Ok(()),
             }
         }
         Ok(())
@@ -440,22 +447,12 @@ impl Kernel {
             steps: &r.steps,
             event: None,
         };
-        let fail = |what: String| Some(format!("step {id}: {what}"));
         let (bind, produced): (Option<String>, Value) =
             match &step.kind {
                 StepKind::Assign { expr, bind } => match eval_or_value(expr, &env) {
                     Ok(v) => (Some(bind.clone()), v),
                     Err(e) => {
-                        self.end_run(
-                            run,
-                            cause,
-                            "error",
-                            Value::Null,
-                            fail(e.to_string()),
-                            input,
-                            out,
-                        );
-                        return Ok(Tick::Ended);
+                        return Ok(Tick::Failed(e.to_string()));
                     }
                 },
                 StepKind::EmitEffect {
@@ -468,32 +465,14 @@ impl Kernel {
                     let params = match eval_or_value(params, &env) {
                         Ok(v) => v,
                         Err(e) => {
-                            self.end_run(
-                                run,
-                                cause,
-                                "error",
-                                Value::Null,
-                                fail(e.to_string()),
-                                input,
-                                out,
-                            );
-                            return Ok(Tick::Ended);
+                            return Ok(Tick::Failed(e.to_string()));
                         }
                     };
                     let key = match idempotency_key.as_ref().map(|k| eval_or_value(k, &env)) {
                         Some(Ok(Value::String(s))) => Some(s),
                         Some(Ok(other)) => Some(other.to_string()),
                         Some(Err(e)) => {
-                            self.end_run(
-                                run,
-                                cause,
-                                "error",
-                                Value::Null,
-                                fail(e.to_string()),
-                                input,
-                                out,
-                            );
-                            return Ok(Tick::Ended);
+                            return Ok(Tick::Failed(e.to_string()));
                         }
                         None => None,
                     };
@@ -503,8 +482,7 @@ impl Kernel {
                     ) {
                         Ok(handle) => (Some(bind.clone()), Value::String(handle.to_string())),
                         Err(why) => {
-                            self.end_run(run, cause, "error", Value::Null, fail(why), input, out);
-                            return Ok(Tick::Ended);
+                            return Ok(Tick::Failed(why));
                         }
                     }
                 }
@@ -514,16 +492,9 @@ impl Kernel {
                         _ => None,
                     };
                     let Some(handle) = handle else {
-                        self.end_run(
-                            run,
-                            cause,
-                            "error",
-                            Value::Null,
-                            fail("`for` is not the handle of an emitted effect".into()),
-                            input,
-                            out,
-                        );
-                        return Ok(Tick::Ended);
+                        return Ok(Tick::Failed(
+                            "`for` is not the handle of an emitted effect".into(),
+                        ));
                     };
                     match r.receipts.get(&handle) {
                         Some(v) => (Some(bind.clone()), v.clone()),
@@ -551,8 +522,7 @@ impl Kernel {
                     let v = match v {
                         Ok(v) => v,
                         Err(e) => {
-                            self.end_run(run, cause, "error", Value::Null, fail(e), input, out);
-                            return Ok(Tick::Ended);
+                            return Ok(Tick::Failed(e));
                         }
                     };
                     let seq = base + 1 + out.len() as u64;
@@ -583,32 +553,14 @@ impl Kernel {
                                             "the result is not a {out_ty}: {}",
                                             crate::wasm::show_diags(&d)
                                         );
-                                        self.end_run(
-                                            run,
-                                            cause,
-                                            "error",
-                                            Value::Null,
-                                            fail(why),
-                                            input,
-                                            out,
-                                        );
-                                        return Ok(Tick::Ended);
+                                        return Ok(Tick::Failed(why));
                                     }
                                 }
                             }
                             None => v,
                         },
                         Some(Err(e)) => {
-                            self.end_run(
-                                run,
-                                cause,
-                                "error",
-                                Value::Null,
-                                fail(e.to_string()),
-                                input,
-                                out,
-                            );
-                            return Ok(Tick::Ended);
+                            return Ok(Tick::Failed(e.to_string()));
                         }
                     };
                     self.end_run(run, cause, "ok", v, None, input, out);
