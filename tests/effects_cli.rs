@@ -11,42 +11,16 @@ use std::path::{Path, PathBuf};
 
 use aos_store::receipt::{Receipt, Status};
 use aos_store::world::{Access, World};
-use common::{aos, expect_code, repo, stderr, stdout};
+use common::{
+    aos, expect_code, init_world, journal, kinds, nat, reducer_state, replay_and_fsck, repo,
+    stderr, stdout,
+};
 use serde_json::{json, Value};
 
 const TIMER_EVENT: &str = "demo/TimerEvent@1";
 const TIMER: &str = "demo/TimerSM@1";
 const BLOB_EVENT: &str = "demo/BlobEchoEvent@1";
 const BLOB: &str = "demo/BlobEchoSM@1";
-
-/// A world from `air` (a directory) with `reducer` bound to the built module `wasm`
-/// (or the file `$env_var` names).
-fn world_from(
-    air: &Path,
-    reducer: &str,
-    wasm: &str,
-    env_var: &str,
-) -> (tempfile::TempDir, PathBuf) {
-    let d = tempfile::tempdir().unwrap();
-    let module = format!(
-        "{reducer}={}",
-        common::reducer_wasm(wasm, env_var).display()
-    );
-    let o = aos(
-        d.path(),
-        &[
-            "init",
-            "w",
-            "--air",
-            air.to_str().unwrap(),
-            "--module",
-            &module,
-        ],
-    );
-    expect_code(&o, 0);
-    let root = d.path().join("w");
-    (d, root)
-}
 
 /// A copy of an example's AIR directory in `into`, for variants of it.
 fn copy_air(example: &str, into: &Path) -> PathBuf {
@@ -58,38 +32,6 @@ fn copy_air(example: &str, into: &Path) -> PathBuf {
         std::fs::copy(&p, dst.join(p.file_name().unwrap())).unwrap();
     }
     dst
-}
-
-/// The journal's records, in order.
-fn journal(root: &Path) -> Vec<Value> {
-    std::fs::read_to_string(root.join(".aos/journal"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-/// The kinds of `records`, in order.
-fn kinds(records: &[Value]) -> Vec<&str> {
-    records
-        .iter()
-        .map(|r| r["kind"].as_str().unwrap())
-        .collect()
-}
-
-fn state(root: &Path, reducer: &str) -> Value {
-    let o = aos(root, &["--format", "json", "state", reducer]);
-    expect_code(&o, 0);
-    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
-    v["state"].clone()
-}
-
-fn nat(v: &Value) -> u64 {
-    match v {
-        Value::Number(n) => n.as_u64().unwrap(),
-        Value::String(s) => s.parse().unwrap(),
-        other => panic!("not a nat: {other}"),
-    }
 }
 
 fn now_ns() -> u64 {
@@ -114,16 +56,10 @@ fn verified_receipt(root: &Path, rec: &Value) -> Receipt {
     receipt
 }
 
-/// Replay from genesis with snapshot checks, and fsck, both clean.
-fn replay_and_fsck(root: &Path) {
-    expect_code(&aos(root, &["replay", "--verify"]), 0);
-    expect_code(&aos(root, &["fsck"]), 0);
-}
-
 #[test]
 fn a_timer_fires_and_its_signed_receipt_reaches_the_reducer() {
     let air = repo().join("examples/timer/air");
-    let (_d, root) = world_from(&air, TIMER, "timer.wasm", "AOS_TIMER_WASM");
+    let (_d, root) = init_world(&air, TIMER, "timer.wasm", "AOS_TIMER_WASM");
     let deliver = now_ns() + 200_000_000;
     let o = aos(&root, &["send", TIMER_EVENT, &start(deliver, "k1")]);
     expect_code(&o, 0);
@@ -177,7 +113,7 @@ fn a_timer_fires_and_its_signed_receipt_reaches_the_reducer() {
     assert_eq!(fired["body"]["value"]["status"], "ok");
     assert_eq!(fired["cause"], json!([r["seq"]]));
 
-    let s = state(&root, TIMER);
+    let s = reducer_state(&root, TIMER);
     assert_eq!(s["pc"]["$tag"], "Fired", "{s}");
     assert_eq!(nat(&s["fired_at_ns"]), delivered);
     assert_eq!(s["key"], "k1");
@@ -203,7 +139,7 @@ fn a_policy_deny_is_journaled_with_its_rule_and_nothing_is_dispatched() {
         .to_string(),
     )
     .unwrap();
-    let (_d, root) = world_from(&air, TIMER, "timer.wasm", "AOS_TIMER_WASM");
+    let (_d, root) = init_world(&air, TIMER, "timer.wasm", "AOS_TIMER_WASM");
     // Already due: were it allowed, `send` would dispatch it at once.
     let deliver = now_ns();
     expect_code(
@@ -234,7 +170,7 @@ fn a_policy_deny_is_journaled_with_its_rule_and_nothing_is_dispatched() {
         "{d}"
     );
 
-    let s = state(&root, TIMER);
+    let s = reducer_state(&root, TIMER);
     assert_eq!(s["pc"]["$tag"], "Pending", "{s}");
     assert_eq!(s["fired_at_ns"], Value::Null);
     replay_and_fsck(&root);
@@ -243,7 +179,7 @@ fn a_policy_deny_is_journaled_with_its_rule_and_nothing_is_dispatched() {
 #[test]
 fn blob_echo_stores_bytes_and_reads_them_back() {
     let air = repo().join("examples/blob-echo/air");
-    let (_d, root) = world_from(&air, BLOB, "blob-echo.wasm", "AOS_BLOB_ECHO_WASM");
+    let (_d, root) = init_world(&air, BLOB, "blob-echo.wasm", "AOS_BLOB_ECHO_WASM");
     let bytes = b"hello from blob-echo\n";
     std::fs::write(root.join("in.txt"), bytes).unwrap();
     let o = aos(&root, &["blob", "put", "in.txt"]);
@@ -299,7 +235,7 @@ fn blob_echo_stores_bytes_and_reads_them_back() {
         assert_eq!(nat(&receipt.payload["size"]), bytes.len() as u64);
     }
 
-    let s = state(&root, BLOB);
+    let s = reducer_state(&root, BLOB);
     assert_eq!(s["pc"]["$tag"], "Done", "{s}");
     assert_eq!(s["got_ref"], json!(hash));
     assert_eq!(nat(&s["got_size"]), bytes.len() as u64);
@@ -319,7 +255,7 @@ fn blob_echo_stores_bytes_and_reads_them_back() {
 #[test]
 fn a_blob_namespace_outside_the_grant_is_refused_by_the_cap_gate() {
     let air = repo().join("examples/blob-echo/air");
-    let (_d, root) = world_from(&air, BLOB, "blob-echo.wasm", "AOS_BLOB_ECHO_WASM");
+    let (_d, root) = init_world(&air, BLOB, "blob-echo.wasm", "AOS_BLOB_ECHO_WASM");
     std::fs::write(root.join("in.txt"), b"x").unwrap();
     let o = aos(&root, &["blob", "put", "in.txt"]);
     expect_code(&o, 0);
@@ -338,7 +274,7 @@ fn a_blob_namespace_outside_the_grant_is_refused_by_the_cap_gate() {
     assert_eq!(d["body"]["cap"]["allowed"], false);
     assert_eq!(d["body"]["cap"]["code"], "namespace_not_allowed");
     assert_eq!(d["body"]["cap"]["grant"], "echo_blobs");
-    let s = state(&root, BLOB);
+    let s = reducer_state(&root, BLOB);
     assert_eq!(s["pc"]["$tag"], "Putting", "{s}");
     replay_and_fsck(&root);
 }
@@ -346,7 +282,7 @@ fn a_blob_namespace_outside_the_grant_is_refused_by_the_cap_gate() {
 #[test]
 fn a_tampered_receipt_in_the_journal_is_found_by_fsck_replay_and_receipts_verify() {
     let air = repo().join("examples/timer/air");
-    let (_d, root) = world_from(&air, TIMER, "timer.wasm", "AOS_TIMER_WASM");
+    let (_d, root) = init_world(&air, TIMER, "timer.wasm", "AOS_TIMER_WASM");
     let o = aos(&root, &["send", TIMER_EVENT, &start(1, "k1")]);
     expect_code(&o, 0);
     expect_code(&aos(&root, &["receipts", "verify"]), 0);
@@ -398,7 +334,7 @@ fn a_tampered_receipt_in_the_journal_is_found_by_fsck_replay_and_receipts_verify
 #[test]
 fn a_run_killed_while_an_intent_is_open_dispatches_it_once_on_the_next_run() {
     let air = repo().join("examples/timer/air");
-    let (_d, root) = world_from(&air, TIMER, "timer.wasm", "AOS_TIMER_WASM");
+    let (_d, root) = init_world(&air, TIMER, "timer.wasm", "AOS_TIMER_WASM");
     // Due in 600 ms: `aos run --until-idle` waits for it, and is killed while waiting
     // (or, on a slow machine, just after it fired: either way the end must be the same).
     let deliver = now_ns() + 600_000_000;
@@ -475,7 +411,7 @@ fn serve_once(body: &'static str) -> (u16, std::thread::JoinHandle<String>) {
 #[test]
 fn fetch_a_plan_gets_a_page_and_the_reducer_records_it() {
     let air = repo().join("examples/fetch/air");
-    let (_d, root) = world_from(&air, "demo/FetchSM@1", "fetch.wasm", "AOS_FETCH_WASM");
+    let (_d, root) = init_world(&air, "demo/FetchSM@1", "fetch.wasm", "AOS_FETCH_WASM");
     let (port, server) = serve_once("hello from loopback");
     let url = format!("http://127.0.0.1:{port}/page");
     // send: the reducer turns the command into a FetchRequest domain event, whose
@@ -513,7 +449,7 @@ fn fetch_a_plan_gets_a_page_and_the_reducer_records_it() {
     assert_eq!(r.payload["status"], 200);
     let ended = recs.iter().find(|r| r["kind"] == "plan_ended").unwrap();
     assert_eq!(ended["body"]["status"], "ok", "{ended}");
-    let st = state(&root, "demo/FetchSM@1");
+    let st = reducer_state(&root, "demo/FetchSM@1");
     assert_eq!(st["fetched"], 1);
     assert_eq!(st["requested"], 1);
     assert_eq!(st["last_status"], 200);
@@ -549,13 +485,13 @@ fn fetch_a_plan_gets_a_page_and_the_reducer_records_it() {
             .contains("example.com"),
         "{last_end}"
     );
-    assert_eq!(state(&root, "demo/FetchSM@1")["fetched"], 1);
+    assert_eq!(reducer_state(&root, "demo/FetchSM@1")["fetched"], 1);
 }
 
 #[test]
 fn a_plan_started_by_hand_runs_and_plans_ls_and_show_report_it() {
     let air = repo().join("examples/fetch/air");
-    let (_d, root) = world_from(&air, "demo/FetchSM@1", "fetch.wasm", "AOS_FETCH_WASM");
+    let (_d, root) = init_world(&air, "demo/FetchSM@1", "fetch.wasm", "AOS_FETCH_WASM");
     let before = journal(&root).len();
     // Refusals write nothing.
     let o = aos(&root, &["plan", "start", "demo/nope@1", "{}"]);
@@ -585,7 +521,7 @@ fn a_plan_started_by_hand_runs_and_plans_ls_and_show_report_it() {
     );
     expect_code(&o, 0);
     server.join().unwrap();
-    assert_eq!(state(&root, "demo/FetchSM@1")["last_status"], 200);
+    assert_eq!(reducer_state(&root, "demo/FetchSM@1")["last_status"], 200);
 
     let o = aos(&root, &["--format", "json", "plans", "ls"]);
     expect_code(&o, 0);
@@ -622,7 +558,7 @@ fn a_send_killed_while_a_plan_waits_on_its_receipt_resumes_and_the_receipt_lands
     use std::io::{Read, Write};
     use std::sync::mpsc;
     let air = repo().join("examples/fetch/air");
-    let (_d, root) = world_from(&air, "demo/FetchSM@1", "fetch.wasm", "AOS_FETCH_WASM");
+    let (_d, root) = init_world(&air, "demo/FetchSM@1", "fetch.wasm", "AOS_FETCH_WASM");
     // The server keeps its first request unanswered (the sender is killed meanwhile) and
     // answers the second at once; it reports each request head.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -697,7 +633,7 @@ fn a_send_killed_while_a_plan_waits_on_its_receipt_resumes_and_the_receipt_lands
     );
     let ended = recs.iter().find(|r| r["kind"] == "plan_ended").unwrap();
     assert_eq!(ended["body"]["status"], "ok");
-    assert_eq!(state(&root, "demo/FetchSM@1")["fetched"], 1);
+    assert_eq!(reducer_state(&root, "demo/FetchSM@1")["fetched"], 1);
     expect_code(&aos(&root, &["run", "--no-wait"]), 0);
     assert_eq!(journal(&root).len(), recs.len(), "nothing more to do");
     replay_and_fsck(&root);

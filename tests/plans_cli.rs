@@ -8,57 +8,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use common::{aos, expect_code, stdout};
+use common::{aos, expect_code, journal, reducer_state, replay_and_fsck};
 use serde_json::{json, Value};
 
 /// A world from the example `example`'s AIR with `reducer` bound to its built module.
 fn world(example: &str, reducer: &str, wasm: &str, env_var: &str) -> (tempfile::TempDir, PathBuf) {
-    let d = tempfile::tempdir().unwrap();
     let air = common::repo().join("examples").join(example).join("air");
-    let module = format!(
-        "{reducer}={}",
-        common::reducer_wasm(wasm, env_var).display()
-    );
-    let o = aos(
-        d.path(),
-        &[
-            "init",
-            "w",
-            "--air",
-            air.to_str().unwrap(),
-            "--module",
-            &module,
-        ],
-    );
-    expect_code(&o, 0);
-    let root = d.path().join("w");
-    (d, root)
-}
-
-/// The journal's records, in order.
-fn journal(root: &Path) -> Vec<Value> {
-    std::fs::read_to_string(root.join(".aos/journal"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn state(root: &Path, reducer: &str) -> Value {
-    let o = aos(root, &["--format", "json", "state", reducer]);
-    expect_code(&o, 0);
-    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
-    v["state"].clone()
-}
-
-/// Replay from genesis with snapshot checks, and fsck, both clean.
-fn replay_and_fsck(root: &Path) {
-    expect_code(&aos(root, &["replay", "--verify"]), 0);
-    expect_code(&aos(root, &["fsck"]), 0);
+    common::init_world(&air, reducer, wasm, env_var)
 }
 
 /// A loopback HTTP/1.1 server answering one request with `status` after waiting
@@ -147,7 +107,7 @@ fn aggregator_joins_three_statuses_in_input_order_when_receipts_arrive_reversed(
     let ends = plan_ends(&recs);
     assert_eq!(ends.len(), 1);
     assert_eq!(ends[0]["body"]["status"], "ok", "{}", ends[0]);
-    let st = state(&root, "demo/AggregatorSM@1");
+    let st = reducer_state(&root, "demo/AggregatorSM@1");
     assert_eq!(st["joined"], 1, "{st}");
     assert_eq!(st["last_statuses"], json!([200, 201, 202]), "{st}");
     replay_and_fsck(&root);
@@ -208,7 +168,7 @@ fn saga_charges_reserves_and_notifies_when_the_reservation_holds() {
     let ends = plan_ends(&recs);
     assert_eq!(ends.len(), 1);
     assert_eq!(ends[0]["body"]["status"], "ok", "{}", ends[0]);
-    let st = state(&root, "demo/OrderSM@1");
+    let st = reducer_state(&root, "demo/OrderSM@1");
     assert_eq!(st["order_id"], "o-1");
     assert_eq!(st["status"], "Confirmed", "{st}");
     assert_eq!(st["history"], json!(["Charged", "Confirmed"]));
@@ -233,7 +193,7 @@ fn saga_refunds_the_charge_when_the_reservation_fails() {
     let ends = plan_ends(&recs);
     assert_eq!(ends.len(), 1);
     assert_eq!(ends[0]["body"]["status"], "ok", "{}", ends[0]);
-    let st = state(&root, "demo/OrderSM@1");
+    let st = reducer_state(&root, "demo/OrderSM@1");
     assert_eq!(st["order_id"], "o-1");
     assert_eq!(st["status"], "Refunded", "{st}");
     assert_eq!(

@@ -18,7 +18,7 @@ use std::sync::mpsc::{channel, Receiver};
 
 use aos_store::receipt::Receipt;
 use aos_store::world::{Access, World};
-use common::{aos, expect_code, repo, stderr, stdout};
+use common::{aos, expect_code, journal, kinds, nat, repo, stderr, stdout};
 use serde_json::{json, Value};
 
 const REDUCER: &str = "demo/SummarySM@1";
@@ -68,30 +68,6 @@ fn world(outputs: &mut Outputs) -> (tempfile::TempDir, PathBuf) {
     expect_code(&o, 0);
     let root = d.path().join("w");
     (d, root)
-}
-
-/// The journal's records, in order.
-fn journal(root: &Path) -> Vec<Value> {
-    std::fs::read_to_string(root.join(".aos/journal"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn kinds(records: &[Value]) -> Vec<&str> {
-    records
-        .iter()
-        .map(|r| r["kind"].as_str().unwrap())
-        .collect()
-}
-
-fn nat(v: &Value) -> u64 {
-    match v {
-        Value::Number(n) => n.as_u64().unwrap(),
-        Value::String(s) => s.parse().unwrap(),
-        other => panic!("not a nat: {other}"),
-    }
 }
 
 /// A loopback HTTP/1.1 server on 127.0.0.1 answering every request with `body`; each

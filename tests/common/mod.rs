@@ -206,3 +206,60 @@ pub fn write_journal(root: &Path, mut lines: Vec<Vec<u8>>, from: usize, rechain:
     let _ = std::fs::remove_file(root.join(".aos/journal.idx"));
     let _ = std::fs::remove_file(root.join(".aos/cache/state.json"));
 }
+
+/// A world in a temp dir made by `aos init w --air AIR --module REDUCER=<built wasm>`
+/// (the module found as [`reducer_wasm`] finds it); returns (tempdir guard, root).
+pub fn init_world(
+    air: &Path,
+    reducer: &str,
+    wasm: &str,
+    env_var: &str,
+) -> (tempfile::TempDir, PathBuf) {
+    let d = tempfile::tempdir().expect("tempdir");
+    let module = format!("{reducer}={}", reducer_wasm(wasm, env_var).display());
+    let air = air.to_str().expect("a UTF-8 path");
+    let o = aos(d.path(), &["init", "w", "--air", air, "--module", &module]);
+    expect_code(&o, 0);
+    let root = d.path().join("w");
+    (d, root)
+}
+
+/// The journal's records, in order.
+pub fn journal(root: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(root.join(".aos/journal"))
+        .expect("read the journal")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a journal record"))
+        .collect()
+}
+
+/// The kinds of `records`, in order.
+pub fn kinds(records: &[serde_json::Value]) -> Vec<&str> {
+    records
+        .iter()
+        .map(|r| r["kind"].as_str().expect("a kind"))
+        .collect()
+}
+
+/// `aos state REDUCER` as JSON (exit 0 required).
+pub fn reducer_state(root: &Path, reducer: &str) -> serde_json::Value {
+    let o = aos(root, &["--format", "json", "state", reducer]);
+    expect_code(&o, 0);
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("JSON state");
+    v["state"].clone()
+}
+
+/// A nat in either JSON form (number, or decimal string beyond 2^53).
+pub fn nat(v: &serde_json::Value) -> u64 {
+    match v {
+        serde_json::Value::Number(n) => n.as_u64().expect("a nat"),
+        serde_json::Value::String(s) => s.parse().expect("a nat"),
+        other => panic!("not a nat: {other}"),
+    }
+}
+
+/// Replay from genesis with snapshot checks, and fsck, both clean.
+pub fn replay_and_fsck(root: &Path) {
+    expect_code(&aos(root, &["replay", "--verify"]), 0);
+    expect_code(&aos(root, &["fsck"]), 0);
+}
