@@ -69,6 +69,16 @@ fn public(k: &SigningKey) -> String {
     format!("ed25519:{hex}")
 }
 
+/// A world of `air` (with a sink reducer) open for writing: (tempdir guard, root, session).
+fn plan_world(air: &str) -> (tempfile::TempDir, std::path::PathBuf, Session) {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("w");
+    let sink = common::constant(br#"{"state":{"n":1}}"#);
+    common::create_world(&root, air, &[("sink", sink)], &public(&key()));
+    let s = Session::open(&root, Access::Write, BootOptions::default(), &mut |_, _| {}).unwrap();
+    (d, root, s)
+}
+
 fn receipt(intent: Hash, status: i64) -> Receipt {
     let k = key();
     let payload = json!({"status": status, "headers": {}, "body_ref": null, "timings": {"start_ns": 1, "end_ns": 2}, "adapter_id": "http"});
@@ -95,16 +105,7 @@ fn kinds(inj: &aos_kernel::session::Injected) -> Vec<&str> {
 
 #[test]
 fn a_triggered_plan_fetches_parks_wakes_raises_and_ends() {
-    let d = tempfile::tempdir().unwrap();
-    let root = d.path().join("w");
-    common::create_world(
-        &root,
-        AIR,
-        &[("sink", common::constant(br#"{"state":{"n":1}}"#))],
-        &public(&key()),
-    );
-    let mut s =
-        Session::open(&root, Access::Write, BootOptions::default(), &mut |_, _| {}).unwrap();
+    let (_d, root, mut s) = plan_world(AIR);
     let ev = EventIn {
         schema: name("t/Fetch@1"),
         value: json!({"url": "http://127.0.0.1:9/x"}),
@@ -186,16 +187,7 @@ fn a_triggered_plan_fetches_parks_wakes_raises_and_ends() {
 
 #[test]
 fn a_failing_expression_or_a_denied_effect_ends_only_that_run() {
-    let d = tempfile::tempdir().unwrap();
-    let root = d.path().join("w");
-    common::create_world(
-        &root,
-        AIR,
-        &[("sink", common::constant(br#"{"state":{"n":1}}"#))],
-        &public(&key()),
-    );
-    let mut s =
-        Session::open(&root, Access::Write, BootOptions::default(), &mut |_, _| {}).unwrap();
+    let (_d, _root, mut s) = plan_world(AIR);
     // A host outside the grant: the intent is denied and the run ends with the reason.
     let bad = EventIn {
         schema: name("t/Fetch@1"),
@@ -256,16 +248,7 @@ fn a_failing_expression_or_a_denied_effect_ends_only_that_run() {
 
 #[test]
 fn introspection_is_answered_by_the_kernel_deterministically() {
-    let d = tempfile::tempdir().unwrap();
-    let root = d.path().join("w");
-    common::create_world(
-        &root,
-        AIR,
-        &[("sink", common::constant(br#"{"state":{"n":1}}"#))],
-        &public(&key()),
-    );
-    let mut s =
-        Session::open(&root, Access::Write, BootOptions::default(), &mut |_, _| {}).unwrap();
+    let (_d, root, mut s) = plan_world(AIR);
     // Give the sink a state first (a Result event routes to it).
     let res = EventIn {
         schema: name("t/Result@1"),
@@ -341,16 +324,7 @@ const ORDERS: &str = r#"[
 
 #[test]
 fn correlated_runs_wait_for_their_own_event_and_invariants_end_runs() {
-    let d = tempfile::tempdir().unwrap();
-    let root = d.path().join("w");
-    common::create_world(
-        &root,
-        ORDERS,
-        &[("sink", common::constant(br#"{"state":{"n":1}}"#))],
-        &public(&key()),
-    );
-    let mut s =
-        Session::open(&root, Access::Write, BootOptions::default(), &mut |_, _| {}).unwrap();
+    let (_d, root, mut s) = plan_world(ORDERS);
     let ev = |schema: &str, v: Value| EventIn {
         schema: name(schema),
         value: v,
