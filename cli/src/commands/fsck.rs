@@ -29,9 +29,13 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
         &mut emit,
     );
     check_keys(&Layout::new(&root), &mut emit);
-    check_manifest(&root, &mut emit);
-    check_snapshots(&root, &mut emit);
-    check_receipts(&root, &mut emit);
+    // The world-level checks share one open; journal damage that prevents it is
+    // already reported by the store checks above.
+    if let Ok(w) = aos_store::world::World::open(&root, aos_store::world::Access::Read) {
+        check_manifest(&w, &mut emit);
+        check_snapshots(&w, &mut emit);
+        check_receipts(&w, &mut emit);
+    }
     progress.finish();
     let errors = findings
         .iter()
@@ -71,10 +75,7 @@ fn progress_safe_print(f: &Finding) {
 }
 
 /// The active manifest named by the journal is in the object store and is a manifest.
-fn check_manifest(root: &std::path::Path, emit: &mut dyn FnMut(Finding)) {
-    let Ok(w) = aos_store::world::World::open(root, aos_store::world::Access::Read) else {
-        return; // journal damage is reported by the store checks
-    };
+fn check_manifest(w: &aos_store::world::World, emit: &mut dyn FnMut(Finding)) {
     let Ok(Some(hash)) = super::active_manifest(&w.journal) else {
         return;
     };
@@ -108,10 +109,7 @@ fn check_manifest(root: &std::path::Path, emit: &mut dyn FnMut(Finding)) {
 
 /// Every snapshot in the index is a snapshot record of the journal, and its object and
 /// every state and cell index it names are present and intact.
-fn check_snapshots(root: &std::path::Path, emit: &mut dyn FnMut(Finding)) {
-    let Ok(w) = aos_store::world::World::open(root, aos_store::world::Access::Read) else {
-        return;
-    };
+fn check_snapshots(w: &aos_store::world::World, emit: &mut dyn FnMut(Finding)) {
     let index = w.layout.snapshots().join("index");
     for (seq, hash) in aos_kernel::session::read_snapshot_index(&index) {
         let location = format!("snapshot {hash} (journal seq {seq})");
@@ -143,17 +141,14 @@ fn check_snapshots(root: &std::path::Path, emit: &mut dyn FnMut(Finding)) {
 }
 
 /// Every journaled receipt verifies with one of the world's public keys.
-fn check_receipts(root: &std::path::Path, emit: &mut dyn FnMut(Finding)) {
-    let Ok(w) = aos_store::world::World::open(root, aos_store::world::Access::Read) else {
-        return;
-    };
+fn check_receipts(w: &aos_store::world::World, emit: &mut dyn FnMut(Finding)) {
     let keys: Vec<String> = w
         .config
         .receipt_keys
         .iter()
         .map(|k| k.public_key.clone())
         .collect();
-    let Ok(all) = super::receipts::check_all(&w, &keys) else {
+    let Ok(all) = super::receipts::check_all(w, &keys) else {
         return; // journal damage is reported by the store checks
     };
     for c in all {
