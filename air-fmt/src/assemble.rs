@@ -40,6 +40,18 @@ pub struct Assembled {
     pub defs: BTreeMap<(DefKind, Name), (Hash, Value)>,
 }
 
+/// Put every grant's params of `m` in canonical form against its defcap's schema
+/// (grants whose cap or params do not resolve are left as written).
+pub fn canonicalize_grants(set: &AirSet, m: &mut Manifest) {
+    for g in &mut m.defaults.cap_grants {
+        if let Some(Def::Cap(c)) = resolve(set, DefKind::Cap, &g.cap) {
+            if let Ok(v) = crate::value::canonicalize(&g.params, &c.schema, &SetSchemas(set)) {
+                g.params = v;
+            }
+        }
+    }
+}
+
 /// Resolve a def by kind and name: the set first, then the built-in catalog.
 pub fn resolve<'a>(set: &'a AirSet, kind: DefKind, name: &Name) -> Option<&'a Def> {
     set.get(kind, name)
@@ -200,13 +212,7 @@ pub fn assemble(set: &AirSet) -> (Option<Assembled>, Vec<Diagnostic>) {
         }
     }
     let mut manifest_item = m.item.clone();
-    for g in &mut manifest_item.defaults.cap_grants {
-        if let Some(Def::Cap(c)) = resolve(set, DefKind::Cap, &g.cap) {
-            if let Ok(v) = crate::value::canonicalize(&g.params, &c.schema, &SetSchemas(set)) {
-                g.params = v;
-            }
-        }
-    }
+    canonicalize_grants(set, &mut manifest_item);
     let manifest = manifest_json(&manifest_item, &defs);
     let manifest_hash = hash_json(&manifest);
     (

@@ -147,8 +147,8 @@ pub fn diff(old: &AirSet, new: &AirSet) -> AirDiff {
     }
     let upgraded = upgrades(old, new, &added, &removed);
 
-    let old_shape = old.manifest.as_ref().map(|m| manifest_shape(&m.item));
-    let new_shape = new.manifest.as_ref().map(|m| manifest_shape(&m.item));
+    let old_shape = old.manifest.as_ref().map(|m| manifest_shape(old, &m.item));
+    let new_shape = new.manifest.as_ref().map(|m| manifest_shape(new, &m.item));
     let manifest_changed = old_shape != new_shape;
     let manifest_diff = manifest_changed.then(|| {
         let text = |s: &Option<Value>| s.as_ref().map(format_json).unwrap_or_default();
@@ -228,10 +228,12 @@ fn upgrades(old: &AirSet, new: &AirSet, added: &[DefRef], removed: &[DefRef]) ->
     out
 }
 
-/// The manifest's content as compared and diffed: its canonical form with the
-/// per-def hashes left out.
-fn manifest_shape(m: &Manifest) -> Value {
-    let mut v = manifest_json(m, &BTreeMap::new());
+/// The manifest's content as compared and diffed: its canonical form (grant params in
+/// canonical form, whichever lens they were written in) with the per-def hashes left out.
+fn manifest_shape(set: &AirSet, m: &Manifest) -> Value {
+    let mut m = m.clone();
+    crate::assemble::canonicalize_grants(set, &mut m);
+    let mut v = manifest_json(&m, &BTreeMap::new());
     if let Value::Object(o) = &mut v {
         for kind in DefKind::ALL.into_iter().filter(|k| *k != DefKind::Manifest) {
             if let Some(Value::Array(list)) = o.get_mut(kind.manifest_key()) {
