@@ -108,6 +108,23 @@ aos secret set OPENAI_API_KEY --from-env OPENAI_API_KEY\n  aos secret ls --forma
 aos secret rm OPENAI_API_KEY"
     )]
     Secret(SecretCommand),
+    /// Show why a record exists: its causes back to the roots (or, with --forward, its consequences).
+    Why(WhyArgs),
+    /// Start a proposal: a patch document, or a directory of AIR diffed against the manifest in force.
+    Propose(ProposeArgs),
+    /// Rehearse a proposal on an in-memory fork with every effect stubbed; report what would change.
+    Shadow(ShadowArgs),
+    /// Approve a proposal (optionally signed with the approver's ed25519 key).
+    Approve(DecideArgs),
+    /// Reject a proposal; it can no longer be approved or applied.
+    Reject(DecideArgs),
+    /// Make an approved proposal's manifest the one in force.
+    Apply(ApplyArgs),
+    /// List proposals and show one: its patch, decisions, shadow reports and manifest diff.
+    #[command(subcommand)]
+    Proposals(ProposalsCommand),
+    /// Create an ed25519 key file for signing approvals; prints its public key.
+    Keygen(KeygenArgs),
 }
 
 #[derive(Debug, Args)]
@@ -308,6 +325,17 @@ pub struct InitArgs {
     /// Largest linear memory of a reducer instance, in MiB; recorded like --fuel-per-step.
     #[arg(long, value_name = "MIB")]
     pub memory_mib: Option<u64>,
+    /// Approvals `aos apply` needs, from distinct approvers (default 1); recorded in the
+    /// genesis record like the limits.
+    #[arg(long, value_name = "N")]
+    pub approvals: Option<u32>,
+    /// Let `aos apply` go ahead without a clean shadow report of the proposal.
+    #[arg(long)]
+    pub no_shadow_required: bool,
+    /// Register an approver and the ed25519 public key their decisions must be signed
+    /// with (repeatable; with any, only registered approvers may decide).
+    #[arg(long = "approver", value_name = "NAME=KEY")]
+    pub approvers: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -548,4 +576,175 @@ pub struct PlansShowArgs {
     /// The run id (the seq of its plan_started record).
     #[arg(value_name = "RUN")]
     pub run: u64,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "SOURCE is a patch document (JSON: version, base_manifest_hash, patches — as \
+`aos air patch OLD NEW` writes it) or a directory of AIR files, which is diffed against the \
+manifest in force into such a patch. The patch is compiled against its base_manifest_hash; when \
+the world has moved on since, the proposal is refused and nothing changes (re-propose against \
+the current manifest). The candidate manifest is validated in full, its defs and the manifest \
+are stored as objects, and a `proposed` record is journaled with a world-local id, the patch \
+hash and the author (--as NAME, else the OS user).\n\nA defmodule whose wasm_hash is a \
+placeholder keeps the world's module of that name, unless --module NAME=FILE.wasm gives new \
+code (stored first).\n\nNext: `aos shadow ID`, `aos approve ID`, `aos apply ID`.\n\n\
+Examples:\n  aos propose air/ -m 'add a second request'\n  aos air patch old/ new/ > p.json && \
+aos propose p.json"
+)]
+pub struct ProposeArgs {
+    /// A patch document (JSON) or a directory of AIR files.
+    #[arg(value_name = "PATCH|AIR_DIR")]
+    pub source: PathBuf,
+    /// A message saying what the change is for.
+    #[arg(short = 'm', long = "message", value_name = "MSG")]
+    pub message: Option<String>,
+    /// Store FILE.wasm and fill defmodule NAME's wasm_hash with its hash (repeatable).
+    #[arg(long = "module", value_name = "NAME=FILE.wasm")]
+    pub modules: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The rehearsal runs on an in-memory fork of the world's current state with \
+the proposal's manifest in force. Nothing is dispatched: every effect is stubbed, no byte \
+leaves the machine, and intents stay open (introspect effects are answered from the fork). \
+The journal gets one `shadow_report` record; the world's state is not changed.\n\n\
+--events FILE feeds JSON lines {\"schema\": NAME, \"value\": VALUE} in order. --replay-all \
+(or --replay-since SEQ) re-runs the journal's recorded inputs under the proposed manifest and \
+reports, input by input, where the outcome differs from what the journal recorded: does this \
+proposal change what live worlds do?\n\nThe report: the manifest diff, the effects the \
+rehearsal would emit with their grant and policy verdicts, reducer state changes, plan results, \
+module errors, the capabilities the change newly needs, and divergences. Exit status 1 when it \
+found a module error, a denied effect, a failed plan or an unaccepted divergence; accept \
+expected divergences with --accept SEQ or --accept-divergences.\n\nExamples:\n  aos shadow 1 \
+--events samples.jsonl\n  aos shadow 1 --replay-all --format json"
+)]
+pub struct ShadowArgs {
+    /// The proposal id.
+    #[arg(value_name = "ID")]
+    pub id: u64,
+    /// JSON lines of {"schema": NAME, "value": VALUE} to feed, in order (- for stdin).
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+    /// Re-run the journal's recorded inputs from SEQ on under the proposed manifest.
+    #[arg(long, value_name = "SEQ", conflicts_with = "replay_all")]
+    pub replay_since: Option<u64>,
+    /// Re-run every recorded input since genesis under the proposed manifest.
+    #[arg(long)]
+    pub replay_all: bool,
+    /// Accept the divergence at input SEQ as intended (repeatable).
+    #[arg(long = "accept", value_name = "SEQ")]
+    pub accept: Vec<u64>,
+    /// Accept every divergence as intended (the report still lists them).
+    #[arg(long)]
+    pub accept_divergences: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The decision is journaled (`approved` or `rejected`) with the approver: \
+--as NAME, else the OS user. With --key FILE (an ed25519 key file made by `aos keygen`) the \
+decision is signed over the decision (approve or reject), the proposal's id, patch, base \
+and candidate manifests and the approver's name; a signature made elsewhere is given with --signature and --public-key (`aos \
+proposals show ID --format json` prints the bytes to sign, base64, as \
+`signing_payload.approve` and `.reject` for the --as NAME given). Signatures \
+are verified before anything is written and again on every replay. When the world's \
+governance settings list approvers, only they may decide, each with their registered key.\n\n\
+Examples:\n  aos approve 1 --as alice\n  aos approve 1 --as alice --key alice.ed25519"
+)]
+pub struct DecideArgs {
+    /// The proposal id.
+    #[arg(value_name = "ID")]
+    pub id: u64,
+    /// Sign the decision with this ed25519 key file.
+    #[arg(long, value_name = "FILE", conflicts_with = "signature")]
+    pub key: Option<PathBuf>,
+    /// A signature made elsewhere (base64 of 64 bytes), with --public-key.
+    #[arg(long, value_name = "BASE64", requires = "public_key")]
+    pub signature: Option<String>,
+    /// The public key (ed25519:<hex>) --signature verifies with.
+    #[arg(long, value_name = "KEY", requires = "signature")]
+    pub public_key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Refused, changing nothing, without the approvals the world's governance \
+settings ask for (by default one, and a clean shadow report of the same patch), for a \
+rejected or already applied proposal, and when the manifest in force is no longer the \
+proposal's base. The swap is one journal record (`applied`, with the new manifest hash): a \
+crash leaves the world before or after it, never between. Plan runs in flight finish under the \
+manifest they started with; receipts of earlier intents still land.\n\nExample:\n  aos apply 1"
+)]
+pub struct ApplyArgs {
+    /// The proposal id.
+    #[arg(value_name = "ID")]
+    pub id: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProposalsCommand {
+    /// One line per proposal: id, status, approvals, shadow verdict, author, message.
+    Ls,
+    /// One proposal: its patch, base and candidate manifests, decisions and the manifest diff.
+    Show(ProposalShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProposalShowArgs {
+    /// The proposal id.
+    #[arg(value_name = "ID")]
+    pub id: u64,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "FILE is created with mode 0600 and must not exist. Give the printed public \
+key to whoever registers approvers (`aos init --approver NAME=KEY`).\n\nExample:\n  aos \
+keygen ~/.aos/alice.ed25519"
+)]
+pub struct KeygenArgs {
+    /// Where to write the private key.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "TARGET is a journal seq, an intent hash (blake3:<hex> or the bare hex; the \
+effect_intent record, which a receipt's intent_hash also names) or REDUCER[/KEY]: the latest \
+reducer_stepped record of that reducer (of one cell of a keyed reducer; KEY is JSON, or plain text \
+when it is not valid JSON).\n\n\
+The tree shows each record's kind, seq, time and a one-line summary, indented under the record it \
+explains. Roots have no cause: an injected event (with who sent it and how), a plan started by \
+hand, the world's creation or fork, a governance decision; an applied proposal is shown with its \
+proposal and approvals. A record reached twice is printed once and then as \"(see above)\"; \"…\" \
+marks links cut by --depth. --format json prints one document {target, direction, nodes, edges \
+[[cause, consequence]…], roots}; --format dot (or --dot) prints a Graphviz digraph.\n\n\
+Answers come from an index of cause links in .aos/cache/why/ (never authoritative: checked against \
+the journal head, extended as the journal grows, rebuilt when it does not match). why only reads \
+the journal; it takes no lock.\n\n\
+With --check, why walks the whole journal instead and lists every record without a path to a \
+root (exit 1 when there is any).\n\n\
+Examples:\n  aos why 12\n  aos why demo/CounterSM@1\n  aos why 'notes/Notebook@1/\"n1\"'\n  \
+aos why blake3:<intent hash, 64 hex digits> --format json\n  aos why 1 --forward --depth 2\n  \
+aos why 12 --format dot | dot -Tsvg > why.svg\n  aos why --check"
+)]
+pub struct WhyArgs {
+    /// SEQ, INTENT_HASH or REDUCER[/KEY].
+    #[arg(value_name = "TARGET", required_unless_present = "check")]
+    pub target: Option<String>,
+    /// Show the records caused by the target (transitively) instead of its causes.
+    #[arg(long)]
+    pub forward: bool,
+    /// Follow at most N links from the target.
+    #[arg(long, value_name = "N")]
+    pub depth: Option<u64>,
+    /// Print a Graphviz digraph instead of the tree (the same as --format dot).
+    #[arg(long)]
+    pub dot: bool,
+    /// Check that every record in the journal has a path to a root; list those that do not.
+    #[arg(long, conflicts_with_all = ["target", "forward", "depth", "dot"])]
+    pub check: bool,
 }

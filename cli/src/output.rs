@@ -6,12 +6,14 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// `--format`: human text or machine JSON.
+/// `--format`: human text, machine JSON, or (for `aos why`) a Graphviz graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
 pub enum Format {
     #[default]
     Text,
     Json,
+    /// Graphviz dot (`aos why` only).
+    Dot,
 }
 
 /// RFC 3339 UTC time with nanoseconds trimmed to what is non-zero.

@@ -5,14 +5,18 @@
 
 pub mod error;
 pub mod gates;
+pub mod governance;
+mod governing;
 pub mod manifest;
 mod plan_runs;
 pub mod plans;
 pub mod records;
 pub mod replay;
 pub mod session;
+pub mod shadow;
 pub mod state;
 pub mod stepper;
 pub mod wasm;
+pub mod why;
 
 pub use error::{KernelError, Result};

@@ -108,7 +108,7 @@ impl Kernel {
         if let (Some(c), Value::Object(o)) = (&correlation, &mut body) {
             o.insert("correlation".into(), c.clone());
         }
-        out.push(derived(input, PLAN_STARTED, vec![cause], body));
+        out.push(derived(input, PLAN_STARTED, self.causes(cause), body));
         self.state.runs.insert(
             run,
             PlanRun {
@@ -232,6 +232,9 @@ impl Kernel {
     ) -> Result<()> {
         let waiting = self.state.waiters_for(&ev.schema, &ev.value);
         for run in waiting {
+            // A run waits, and goes on, under the manifest it started under.
+            let pinned = self.manifest_of_run(run);
+            let m = pinned.as_deref().unwrap_or(m);
             let Some(r) = self.state.runs.get(&run) else {
                 continue;
             };
@@ -307,6 +310,9 @@ impl Kernel {
         let Some(name) = self.state.runs.get(&run).map(|r| r.plan.clone()) else {
             return Ok(());
         };
+        // The run finishes under the manifest it started under, even after an apply.
+        let pinned = self.manifest_of_run(run);
+        let m = pinned.as_deref().unwrap_or(m);
         let Some(Def::Plan(plan)) =
             air_fmt::assemble::resolve(&m.set, DefKind::Plan, &name).cloned()
         else {
@@ -797,7 +803,15 @@ impl Kernel {
         out: &mut Vec<NewRecord>,
     ) {
         self.state.unindex_waiter(run);
-        let plan = self.state.runs.remove(&run).map(|r| r.plan);
+        let removed = self.state.runs.remove(&run);
+        if removed
+            .as_ref()
+            .is_some_and(|r| Some(r.manifest) != self.state.manifest)
+        {
+            // A run of an older manifest ended: that manifest may be unused now.
+            self.prune_manifests();
+        }
+        let plan = removed.map(|r| r.plan);
         let mut body = Map::new();
         body.insert("run".into(), canon::u64_value(run));
         body.insert("plan".into(), json!(plan));

@@ -331,14 +331,30 @@ impl Session {
             .kernel
             .plan_input(&m, plan, input)
             .map_err(KernelError::Refused)?;
+        self.append_root(
+            PLAN_START,
+            json!({ "plan": plan, "input": value, "origin": origin }),
+        )
+    }
+
+    /// Journal a governance record (`proposed`, `approved`, …: a root input) after the
+    /// kernel accepted it; nothing is journaled when it refuses.
+    pub fn govern(&mut self, kind: &str, body: Value) -> Result<Injected> {
+        self.writable()?;
+        self.complete()?;
+        self.append_root(kind, body)
+    }
+
+    /// Process a root input record and journal it with what it derives, in one append.
+    fn append_root(&mut self, kind: &str, body: Value) -> Result<Injected> {
         let seq = self.world.journal.len();
         let rec = Record {
             seq,
             prev: None,
             at_ns: now_ns(),
-            kind: PLAN_START.into(),
+            kind: kind.into(),
             cause: Vec::new(),
-            body: json!({ "plan": plan, "input": value, "origin": origin }),
+            body,
         };
         let derived = match self.kernel.process(&self.world.objects, seq, &rec) {
             Ok(d) => d,

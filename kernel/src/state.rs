@@ -261,6 +261,8 @@ pub struct WorldState {
     /// Runs whose wait is keyed (`await_key`), by schema, event path and the canonical
     /// bytes of the value: an event reaches only the runs its own value names.
     pub keyed_waiters: BTreeMap<Name, KeyedWaiters>,
+    /// Governance settings and proposals.
+    pub governance: crate::governance::Book,
 }
 
 impl WorldState {
@@ -370,6 +372,7 @@ impl WorldState {
             runs: BTreeMap::new(),
             waiters: BTreeMap::new(),
             keyed_waiters: BTreeMap::new(),
+            governance: Default::default(),
         }
     }
 
@@ -397,7 +400,7 @@ impl WorldState {
             };
             reducers.insert(name.to_string(), entry);
         }
-        let snapshot = json!({
+        let mut snapshot = json!({
             "version": 1,
             "manifest": self.manifest,
             "limits": limits_json(&self.limits),
@@ -405,6 +408,11 @@ impl WorldState {
             "open_work": self.open_work(),
             "plan_runs": self.runs.iter().map(|(id, r)| r.to_json(*id)).collect::<Vec<_>>(),
         });
+        // Left out when it holds only defaults, so worlds that never used governance
+        // keep the state hashes they had.
+        if let (false, Value::Object(o)) = (self.governance.is_default(), &mut snapshot) {
+            o.insert("governance".into(), self.governance.to_json());
+        }
         let bytes = canon::value_to_vec(&snapshot).unwrap_or_default();
         let hash = Hash::of(&bytes);
         SnapshotObjects {
@@ -502,6 +510,10 @@ impl WorldState {
             runs,
             waiters: BTreeMap::new(),
             keyed_waiters: BTreeMap::new(),
+            governance: match snapshot.get("governance") {
+                None | Some(Value::Null) => Default::default(),
+                Some(g) => crate::governance::Book::from_json(g)?,
+            },
         };
         for id in ids {
             state.index_waiter(id);

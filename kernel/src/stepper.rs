@@ -50,12 +50,17 @@ enum Slot {
 /// The deterministic core: the runtime, the manifest in force and the world state.
 pub struct Kernel {
     pub rt: Runtime,
-    cache_dir: Option<PathBuf>,
+    pub(crate) cache_dir: Option<PathBuf>,
     pub manifest: Option<Arc<ActiveManifest>>,
     pub state: WorldState,
     changes: Vec<Change>,
     /// Public keys receipts must verify with (the world's and its forebears').
-    receipt_keys: Vec<String>,
+    pub(crate) receipt_keys: Vec<String>,
+    /// Manifests by hash: the one in force and those runs in flight started under.
+    pub(crate) manifests: std::collections::HashMap<Hash, Arc<ActiveManifest>>,
+    /// The seq of the `applied` record that put the manifest in force (none for the
+    /// genesis manifest): records that depend on the manifest cite it as a cause.
+    pub(crate) applied_at: Option<u64>,
 }
 
 /// One event to route: its record seq, schema and canonical value.
@@ -78,6 +83,8 @@ impl Kernel {
             state: WorldState::new(limits),
             changes: Vec::new(),
             receipt_keys: Vec::new(),
+            manifests: Default::default(),
+            applied_at: None,
         })
     }
 
@@ -89,11 +96,21 @@ impl Kernel {
     /// Replace the state (from a snapshot), loading its manifest and limits.
     pub fn restore(&mut self, objects: &ObjectStore, state: WorldState) -> Result<()> {
         self.set_limits(state.limits)?;
-        self.manifest = match &state.manifest {
-            Some(h) => Some(Arc::new(ActiveManifest::load(objects, h)?)),
+        self.state = state;
+        self.manifest = match self.state.manifest {
+            Some(h) => Some(self.load_manifest(objects, &h)?),
             None => None,
         };
-        self.state = state;
+        let pinned: std::collections::BTreeSet<Hash> =
+            self.state.runs.values().map(|r| r.manifest).collect();
+        for h in pinned {
+            self.load_manifest(objects, &h)?;
+        }
+        self.prune_manifests();
+        self.applied_at = self
+            .state
+            .governance
+            .applied_seq_of(self.state.manifest.as_ref());
         self.changes.clear();
         Ok(())
     }
@@ -123,6 +140,11 @@ impl Kernel {
             DOMAIN_EVENT => self.domain_event(objects, seq, rec),
             EFFECT_RECEIPT => self.receipt(objects, seq, rec),
             PLAN_START => self.plan_start_input(objects, seq, rec),
+            crate::governance::PROPOSED
+            | crate::governance::SHADOW_REPORT
+            | crate::governance::APPROVED
+            | crate::governance::REJECTED
+            | crate::governance::APPLIED => self.governance_input(objects, seq, rec),
             _ => Ok(Vec::new()),
         }
     }
@@ -136,6 +158,10 @@ impl Kernel {
         let limits =
             limits_from_json(rec.body.get("limits").unwrap_or(&Value::Null)).map_err(bad)?;
         let mut state = WorldState::new(limits);
+        state.governance.settings = crate::governance::Settings::from_json(
+            rec.body.get("governance").unwrap_or(&Value::Null),
+        )
+        .map_err(bad)?;
         if let Some(m) = rec.body.get("manifest") {
             state.manifest = Some(
                 m.as_str()
@@ -575,7 +601,7 @@ impl Kernel {
         out.push(derived(
             input,
             REDUCER_STEPPED,
-            vec![ev.seq],
+            self.causes(ev.seq),
             Value::Object(body),
         ));
         self.apply(next, &red.name, key.as_ref(), key_bytes, new_state);
@@ -684,6 +710,15 @@ impl Kernel {
 }
 
 impl Kernel {
+    /// The causes of a record that `seq` caused under the manifest in force: `seq`, and
+    /// the `applied` record that put the manifest in force, if any.
+    pub(crate) fn causes(&self, seq: u64) -> Vec<u64> {
+        match self.applied_at {
+            Some(a) if a != seq => vec![seq, a],
+            _ => vec![seq],
+        }
+    }
+
     fn ensure_loaded(&self, objects: &ObjectStore, module: &Hash) -> Result<()> {
         if self.rt.load_cached(module)? {
             return Ok(());

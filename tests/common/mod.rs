@@ -9,6 +9,8 @@ use aos_store::journal::NewRecord;
 use aos_store::world::{Access, World};
 use serde_json::json;
 
+pub mod loopback;
+
 pub fn aos_bin() -> &'static str {
     env!("CARGO_BIN_EXE_aos")
 }
@@ -262,4 +264,18 @@ pub fn nat(v: &serde_json::Value) -> u64 {
 pub fn replay_and_fsck(root: &Path) {
     expect_code(&aos(root, &["replay", "--verify"]), 0);
     expect_code(&aos(root, &["fsck"]), 0);
+}
+
+/// `aos why --check`: every record of the world's journal traces back to a root.
+#[track_caller]
+pub fn assert_rooted(root: &Path) {
+    let o = aos(root, &["why", "--check"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "records without a path to a root in {}:\n{}{}",
+        root.display(),
+        stdout(&o),
+        stderr(&o)
+    );
 }

@@ -110,16 +110,21 @@ impl Dispatcher {
 
     /// Run `intents` on their adapters, [`IN_FLIGHT`] at a time, and sign the receipts.
     fn run(&self, s: &Session, intents: &[(Hash, OpenIntent)]) -> Vec<Receipt> {
-        let set = s.kernel.manifest.as_ref().map(|m| &m.set);
         let mut out = Vec::with_capacity(intents.len());
         for chunk in intents.chunks(IN_FLIGHT) {
             let results: Vec<Option<Receipt>> = std::thread::scope(|scope| {
                 let handles: Vec<_> = chunk
                     .iter()
                     .map(|(hash, open)| {
-                        let grant =
-                            set.map(|set| aos_kernel::gates::grant_params(set, &open.grant));
-                        scope.spawn(move || self.one(set, *hash, open, grant))
+                        // A plan's intent is dispatched under the manifest its run
+                        // started under (its grants), even after an apply.
+                        let m = s.kernel.manifest_for_origin(&open.origin);
+                        scope.spawn(move || {
+                            let set = m.as_deref().map(|m| &m.set);
+                            let grant =
+                                set.map(|set| aos_kernel::gates::grant_params(set, &open.grant));
+                            self.one(set, *hash, open, grant)
+                        })
                     })
                     .collect();
                 handles

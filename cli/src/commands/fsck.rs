@@ -35,6 +35,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
         check_manifest(&w, &mut emit);
         check_snapshots(&w, &mut emit);
         check_receipts(&w, &mut emit);
+        check_decisions(&w, &mut emit);
     }
     progress.finish();
     let errors = findings
@@ -76,10 +77,10 @@ fn progress_safe_print(f: &Finding) {
 
 /// The active manifest named by the journal is in the object store and is a manifest.
 fn check_manifest(w: &aos_store::world::World, emit: &mut dyn FnMut(Finding)) {
-    let Ok(Some(hash)) = super::active_manifest(&w.journal) else {
+    let Ok(Some((Some(hash), seq, kind))) = super::active_manifest_record(&w.journal) else {
         return;
     };
-    let location = format!("object {hash} (journal seq 0, world_created.manifest)");
+    let location = format!("object {hash} (journal seq {seq}, {kind}.manifest)");
     let mut err = |code, what: String| {
         emit(Finding {
             severity: Severity::Error,
@@ -97,11 +98,11 @@ fn check_manifest(w: &aos_store::world::World, emit: &mut dyn FnMut(Finding)) {
         }
         Ok(_) => err(
             "manifest_invalid",
-            "the genesis manifest object is not an AIR manifest".into(),
+            "the manifest in force is not an AIR manifest".into(),
         ),
         Err(aos_store::Error::ObjectNotFound { .. }) => err(
             "object_missing",
-            "the genesis manifest is missing from the object store".into(),
+            "the manifest in force is missing from the object store".into(),
         ),
         Err(e) => err("manifest_invalid", e.to_string()),
     }
@@ -160,6 +161,51 @@ fn check_receipts(w: &aos_store::world::World, emit: &mut dyn FnMut(Finding)) {
                 what: format!("{e}; the receipt was altered or signed by another key (`aos receipts show {}`)", c.seq),
             });
         }
+    }
+}
+
+/// Every signed governance decision verifies against the proposal it names.
+fn check_decisions(w: &aos_store::world::World, emit: &mut dyn FnMut(Finding)) {
+    let Ok(mut iter) = w.journal.iter_from(0) else {
+        return;
+    };
+    // Only governance lines are parsed: they are found as bytes first.
+    let needles: [&[u8]; 3] = [
+        br#""kind":"proposed""#,
+        br#""kind":"approved""#,
+        br#""kind":"rejected""#,
+    ];
+    let mut records = Vec::new();
+    while let Some(Ok((seq, offset, line))) = iter.next_line() {
+        if !needles
+            .iter()
+            .any(|n| line.windows(n.len()).any(|x| x == *n))
+        {
+            continue;
+        }
+        if let Ok(r) = aos_store::journal::parse_line(w.journal.path(), seq, offset, line) {
+            records.push(r);
+        }
+    }
+    // The rules come from the genesis record: who may decide, with which key.
+    let settings = w
+        .journal
+        .read(0)
+        .ok()
+        .and_then(|(r, _)| {
+            aos_kernel::governance::Settings::from_json(
+                r.body.get("governance").unwrap_or(&serde_json::Value::Null),
+            )
+            .ok()
+        })
+        .unwrap_or_default();
+    for (seq, what) in aos_kernel::governance::verify_decisions(&settings, records.into_iter()) {
+        emit(Finding {
+            severity: Severity::Error,
+            code: "approval_invalid",
+            location: format!("journal seq {seq} (governance decision)"),
+            what: format!("{what}; the decision was altered or signed by another key (`aos log --since {seq} -n 1`)"),
+        });
     }
 }
 

@@ -88,6 +88,27 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> anyhow::Result<Outcome> {
         return user(format!("these limits cannot run reducers: {e}"));
     }
     body.insert("limits".into(), aos_kernel::state::limits_json(&limits));
+    let mut gov = aos_kernel::governance::Settings::default();
+    if let Some(n) = args.approvals {
+        gov.approvals = n;
+    }
+    gov.require_shadow = !args.no_shadow_required;
+    for a in &args.approvers {
+        let Some((name, key)) = a.split_once('=') else {
+            return user(format!(
+                "--approver {a:?}: write NAME=ed25519:<hex> (see `aos keygen`)"
+            ));
+        };
+        if let Err(e) = aos_store::receipt::parse_public_key(key) {
+            return user(format!(
+                "--approver {name}: {e} (`aos keygen FILE` prints one)"
+            ));
+        }
+        gov.approvers.insert(name.to_string(), key.to_string());
+    }
+    if gov != aos_kernel::governance::Settings::default() {
+        body.insert("governance".into(), gov.to_json());
+    }
     let world = World::create(
         &args.dir,
         Genesis {

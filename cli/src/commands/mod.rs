@@ -4,6 +4,7 @@
 mod air;
 mod blob;
 mod cat_object;
+mod decide;
 mod dispatch;
 mod fork;
 mod fsck;
@@ -12,12 +13,16 @@ mod init;
 mod log;
 mod module;
 mod plans;
+mod proposals;
+mod propose;
 mod receipts;
 mod replay;
 mod secret;
 mod send;
 mod session;
+mod shadow;
 mod state;
+mod why;
 
 use std::path::PathBuf;
 
@@ -117,6 +122,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
             .map_err(|e| crate::exit::UserError(format!("-C {}: {e}", dir.display())))
             .context("cannot change directory")?;
     }
+    if cli.global.format == Format::Dot && !matches!(cli.command, Command::Why(_)) {
+        return crate::exit::user("--format dot is only for `aos why`; use text or json");
+    }
     let ctx = Ctx { global: cli.global };
     match cli.command {
         Command::Init(a) | Command::World(WorldCommand::Init(a)) => init::run(&ctx, a),
@@ -139,23 +147,53 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Plan(c) => plans::plan(&ctx, c),
         Command::Plans(c) => plans::plans(&ctx, c),
         Command::Secret(c) => secret::run(&ctx, c),
+        Command::Propose(a) => propose::run(&ctx, a),
+        Command::Shadow(a) => shadow::run(&ctx, a),
+        Command::Approve(a) => decide::approve(&ctx, a),
+        Command::Reject(a) => decide::reject(&ctx, a),
+        Command::Apply(a) => decide::apply(&ctx, a),
+        Command::Proposals(c) => proposals::run(&ctx, c),
+        Command::Keygen(a) => decide::keygen(&ctx, a),
+        Command::Why(a) => why::run(&ctx, a),
     }
 }
 
-/// The world's active manifest: the genesis manifest named by `world_created`, if the
-/// world was created from AIR. (Governance records that replace it arrive later.)
+/// The world's manifest in force: the genesis manifest named by `world_created`, or the
+/// one the last `applied` record swapped in. Lines are matched as bytes first, so only
+/// candidate lines are parsed.
 pub fn active_manifest(
     journal: &aos_store::journal::Journal,
 ) -> anyhow::Result<Option<aos_store::Hash>> {
+    Ok(active_manifest_record(journal)?.and_then(|(h, _, _)| h))
+}
+
+/// The manifest in force with the seq and kind of the record that named it.
+pub fn active_manifest_record(
+    journal: &aos_store::journal::Journal,
+) -> anyhow::Result<Option<(Option<aos_store::Hash>, u64, String)>> {
     if journal.is_empty() {
         return Ok(None);
     }
+    let hash_of = |body: &Value| {
+        body.get("manifest")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok())
+    };
     let (rec, _) = journal.read(0)?;
-    Ok(rec
-        .body
-        .get("manifest")
-        .and_then(Value::as_str)
-        .and_then(|s| s.parse().ok()))
+    let mut active = (hash_of(&rec.body), 0, rec.kind);
+    let needle = br#""kind":"applied""#;
+    let mut it = journal.iter_from(1)?;
+    while let Some(item) = it.next_line() {
+        let (seq, offset, line) = item?;
+        if !line.windows(needle.len()).any(|w| w == needle) {
+            continue;
+        }
+        let r = aos_store::journal::parse_line(journal.path(), seq, offset, line)?;
+        if r.kind == aos_kernel::governance::APPLIED {
+            active = (hash_of(&r.body), seq, r.kind);
+        }
+    }
+    Ok(Some(active))
 }
 
 /// Print a JSON value on one line to stdout.

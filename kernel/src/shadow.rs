@@ -1,0 +1,520 @@
+//! Shadow runs: rehearse a proposal on an in-memory fork of a world's kernel with the
+//! candidate manifest in force and every effect stubbed (intents are gated and stay
+//! open; nothing is dispatched; `introspect` answers come from the fork). Sample events
+//! are fed in order; or the journal's recorded inputs are re-run under the candidate and
+//! each input whose outcome differs from what was recorded is reported. The report
+//! lists the manifest diff, effects with their verdicts, state changes, plan results,
+//! errors, newly needed capabilities and divergences, and says whether it found a
+//! problem. Nothing here writes to the world.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use air_fmt::Name;
+use aos_store::journal::{NewRecord, Record};
+use aos_store::objects::ObjectStore;
+use serde_json::{json, Map, Value};
+
+use crate::error::Result;
+use crate::governance::Proposal;
+use crate::manifest::ActiveManifest;
+use crate::records::*;
+use crate::replay::difference;
+use crate::state::{ReducerState, WorldState};
+use crate::stepper::Kernel;
+
+/// A sample event to feed.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub schema: Name,
+    pub value: Value,
+    pub key: Option<Value>,
+}
+
+/// Which divergences the user expects.
+#[derive(Debug, Clone, Default)]
+pub struct Accept {
+    pub all: bool,
+    pub seqs: BTreeSet<u64>,
+}
+
+/// One recorded input whose outcome under the candidate differs.
+#[derive(Debug, Clone)]
+pub struct Divergent {
+    pub seq: u64,
+    pub kind: String,
+    pub recorded: usize,
+    pub candidate: usize,
+    /// Index (among the input's derived records) of the first difference.
+    pub index: usize,
+    pub reason: String,
+    pub recorded_record: Option<Value>,
+    pub candidate_record: Option<Value>,
+    pub accepted: bool,
+}
+
+/// What a rehearsal found.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Records the rehearsal derived (inputs fed included), with fork-local seqs.
+    pub records: Vec<(u64, NewRecord)>,
+    /// Sample events the candidate refused (index, reason).
+    pub refused: Vec<(usize, String)>,
+    pub divergences: Vec<Divergent>,
+    /// Recorded inputs re-run (replay mode).
+    pub replayed_inputs: u64,
+    pub final_state: Option<WorldState>,
+}
+
+fn is_governance(kind: &str) -> bool {
+    matches!(
+        kind,
+        crate::governance::PROPOSED
+            | crate::governance::SHADOW_REPORT
+            | crate::governance::APPROVED
+            | crate::governance::REJECTED
+            | crate::governance::APPLIED
+    )
+}
+
+impl Kernel {
+    /// An in-memory copy of this kernel (same limits, receipt keys, module cache and
+    /// state) with `manifest` in force.
+    pub fn fork_with(&self, objects: &ObjectStore, manifest: &aos_store::Hash) -> Result<Kernel> {
+        let mut k = Kernel::new(self.cache_dir.clone(), self.state.limits)?;
+        k.set_receipt_keys(self.receipt_keys.clone());
+        k.restore(objects, self.state.clone())?;
+        let m = k.load_manifest(objects, manifest)?;
+        k.manifest = Some(m);
+        k.state.manifest = Some(*manifest);
+        k.applied_at = None;
+        Ok(k)
+    }
+}
+
+/// Feed sample events to `fork` (a kernel with the candidate in force) after `head`.
+pub fn feed_samples(
+    fork: &mut Kernel,
+    objects: &ObjectStore,
+    head: u64,
+    samples: &[Sample],
+    origin: &Value,
+    now_ns: u64,
+    report: &mut Report,
+) -> Result<()> {
+    let mut seq = head;
+    for (i, s) in samples.iter().enumerate() {
+        let (value, key) = match fork.prepare_event(&s.schema, &s.value, s.key.as_ref()) {
+            Ok(x) => x,
+            Err(e) => {
+                report.refused.push((i, e.to_string()));
+                continue;
+            }
+        };
+        let mut body = Map::new();
+        body.insert("schema".into(), Value::String(s.schema.to_string()));
+        body.insert("value".into(), value);
+        if let Some(k) = key {
+            body.insert("key".into(), k);
+        }
+        body.insert("origin".into(), origin.clone());
+        let rec = Record {
+            seq,
+            prev: None,
+            at_ns: now_ns,
+            kind: DOMAIN_EVENT.into(),
+            cause: Vec::new(),
+            body: Value::Object(body),
+        };
+        let derived = fork.process(objects, seq, &rec)?;
+        report.records.push((
+            seq,
+            NewRecord {
+                at_ns: rec.at_ns,
+                kind: rec.kind,
+                cause: rec.cause,
+                body: rec.body,
+            },
+        ));
+        let n = derived.len() as u64;
+        report.records.extend(
+            derived
+                .into_iter()
+                .enumerate()
+                .map(|(j, d)| (seq + 1 + j as u64, d)),
+        );
+        seq += 1 + n;
+    }
+    Ok(())
+}
+
+/// Re-run the recorded inputs of `journal` from `from` on under the candidate in `fork`
+/// (whose state is the world's as of `from - 1`), comparing each input's derived
+/// records with the recorded ones.
+pub fn replay_inputs(
+    fork: &mut Kernel,
+    objects: &ObjectStore,
+    records: impl Iterator<Item = Result<Record>>,
+    accept: &Accept,
+    report: &mut Report,
+) -> Result<()> {
+    // The input being compared, with the candidate's and the recorded derived records.
+    let mut current: Option<Compared> = None;
+    // Fork-local seqs run ahead of the journal's once the candidate derives more.
+    let mut vseq_next = 0u64;
+    let close = |cur: Option<Compared>, report: &mut Report| {
+        if let Some(c) = cur {
+            if let Some(d) = compare(&c, accept) {
+                report.divergences.push(d);
+            }
+        }
+    };
+    for rec in records {
+        let rec = rec?;
+        if !record_is_input(&rec) {
+            if let Some(c) = current.as_mut() {
+                c.want.push(rec);
+            }
+            continue;
+        }
+        close(current.take(), report);
+        if matches!(rec.kind.as_str(), WORLD_CREATED | FORKED_FROM | SNAPSHOT)
+            || is_governance(&rec.kind)
+        {
+            vseq_next = vseq_next.max(rec.seq + 1);
+            continue;
+        }
+        let vseq = vseq_next.max(rec.seq);
+        let mut local = rec.clone();
+        local.seq = vseq;
+        let derived = fork.process(objects, vseq, &local)?;
+        report.replayed_inputs += 1;
+        report.records.push((
+            vseq,
+            NewRecord {
+                at_ns: rec.at_ns,
+                kind: rec.kind.clone(),
+                cause: rec.cause.clone(),
+                body: rec.body.clone(),
+            },
+        ));
+        for (j, d) in derived.iter().enumerate() {
+            report.records.push((vseq + 1 + j as u64, d.clone()));
+        }
+        vseq_next = vseq + 1 + derived.len() as u64;
+        current = Some(Compared {
+            seq: rec.seq,
+            vseq,
+            kind: rec.kind.clone(),
+            got: derived,
+            want: Vec::new(),
+        });
+    }
+    close(current.take(), report);
+    Ok(())
+}
+
+/// Seq-valued fields of derived bodies, shifted back to journal seqs for comparison.
+const SEQ_FIELDS: &[&str] = &["event", "run"];
+
+fn shift(v: &mut Value, from: u64, by: u64) {
+    let moved = |n: u64| if n >= from { n - by } else { n };
+    match v {
+        Value::Number(n) => {
+            if let Some(x) = n.as_u64() {
+                *v = json!(moved(x));
+            }
+        }
+        Value::String(s) => {
+            if let Ok(x) = s.parse::<u64>() {
+                *s = moved(x).to_string();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The candidate's record as the journal would have it at the recorded input's seqs:
+/// fork-local seqs shifted back, and the manifest a run started under taken as given.
+fn normalized(d: &NewRecord, vseq: u64, seq: u64, want: Option<&Record>) -> NewRecord {
+    let mut d = d.clone();
+    let by = vseq - seq;
+    if by > 0 {
+        for c in d.cause.iter_mut() {
+            if *c >= vseq {
+                *c -= by;
+            }
+        }
+        if let Value::Object(o) = &mut d.body {
+            for k in SEQ_FIELDS {
+                if let Some(v) = o.get_mut(*k) {
+                    shift(v, vseq, by);
+                }
+            }
+            if let Some(v) = o.get_mut("origin").and_then(|x| x.get_mut("run")) {
+                shift(v, vseq, by);
+            }
+        }
+    }
+    if d.kind == PLAN_STARTED {
+        if let (Value::Object(o), Some(w)) =
+            (&mut d.body, want.and_then(|w| w.body.get("manifest")))
+        {
+            o.insert("manifest".into(), w.clone());
+        }
+    }
+    d
+}
+
+/// One recorded input re-run: its journal and fork-local seqs, the records the
+/// candidate derived and those the journal holds.
+struct Compared {
+    seq: u64,
+    vseq: u64,
+    kind: String,
+    got: Vec<NewRecord>,
+    want: Vec<Record>,
+}
+
+fn compare(c: &Compared, accept: &Accept) -> Option<Divergent> {
+    let Compared {
+        seq,
+        vseq,
+        kind,
+        got,
+        want,
+    } = c;
+    let (seq, vseq) = (*seq, *vseq);
+    let n = got.len().max(want.len());
+    for i in 0..n {
+        let w = want.get(i);
+        let g = got.get(i).map(|g| normalized(g, vseq, seq, w));
+        let reason = match (&g, w) {
+            (Some(g), Some(w)) => match difference(g, w) {
+                None => continue,
+                Some(r) => r,
+            },
+            (Some(_), None) => "the candidate derives a record the journal does not hold".into(),
+            (None, Some(_)) => "the journal holds a record the candidate does not derive".into(),
+            (None, None) => continue,
+        };
+        return Some(Divergent {
+            seq,
+            kind: kind.to_string(),
+            recorded: want.len(),
+            candidate: got.len(),
+            index: i,
+            reason,
+            recorded_record: w.map(|w| json!({"seq": w.seq, "kind": w.kind, "cause": w.cause, "body": w.body})),
+            candidate_record: g.map(|g| json!({"seq": seq + 1 + i as u64, "kind": g.kind, "cause": g.cause, "body": g.body})),
+            accepted: accept.all || accept.seqs.contains(&seq),
+        });
+    }
+    None
+}
+
+/// The findings of a report as JSON sections, and whether any is a problem.
+pub fn summarize(
+    report: &Report,
+    base: &ActiveManifest,
+    candidate: &ActiveManifest,
+    before: &WorldState,
+) -> (Value, bool) {
+    let mut problem = !report.refused.is_empty();
+    let mut effects = Vec::new();
+    let mut errors = Vec::new();
+    let mut plans = Vec::new();
+    let mut decisions: BTreeMap<String, Value> = BTreeMap::new();
+    for (_, r) in &report.records {
+        if r.kind == POLICY_DECISION {
+            if let Some(h) = r.body.get("intent_hash").and_then(Value::as_str) {
+                decisions.insert(h.to_string(), r.body.clone());
+            }
+        }
+    }
+    // Grants the candidate adds or widens, and whether the rehearsal used each.
+    let mut new_caps: BTreeMap<String, Value> = BTreeMap::new();
+    for g in candidate
+        .set
+        .manifest
+        .iter()
+        .flat_map(|m| m.item.defaults.cap_grants.iter())
+    {
+        let after = crate::gates::grant_params(&candidate.set, &g.name).ok();
+        let before = crate::gates::grant_params(&base.set, &g.name).ok();
+        if after != before {
+            new_caps.insert(
+                g.name.clone(),
+                json!({"grant": g.name, "cap": g.cap, "params": after, "was": before, "used_by_rehearsal": false}),
+            );
+        }
+    }
+    for (seq, r) in &report.records {
+        match r.kind.as_str() {
+            EFFECT_INTENT => {
+                let hash = r
+                    .body
+                    .get("intent_hash")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let d = decisions.get(hash);
+                let allowed = d
+                    .and_then(|d| d.get("allowed"))
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                problem |= !allowed;
+                if let Some(Value::Object(c)) = r
+                    .body
+                    .get("grant")
+                    .and_then(Value::as_str)
+                    .and_then(|g| new_caps.get_mut(g))
+                {
+                    c.insert("used_by_rehearsal".into(), Value::Bool(true));
+                }
+                effects.push(json!({
+                    "seq": seq,
+                    "kind": r.body.get("kind"),
+                    "params": r.body.get("params"),
+                    "grant": r.body.get("grant"),
+                    "origin": r.body.get("origin"),
+                    "intent_hash": hash,
+                    "allowed": allowed,
+                    "cap": d.and_then(|d| d.get("cap")),
+                    "policy": d.and_then(|d| d.get("policy")),
+                    "dispatched": false,
+                }));
+            }
+            MODULE_ERROR | ROUTE_ERROR | CASCADE_STOPPED => {
+                problem = true;
+                errors.push(json!({"seq": seq, "kind": r.kind, "body": r.body}));
+            }
+            PLAN_ENDED => {
+                let status = r.body.get("status").and_then(Value::as_str).unwrap_or("");
+                if status != "ok" {
+                    problem = true;
+                }
+                plans.push(json!({
+                    "seq": seq,
+                    "run": r.body.get("run"),
+                    "plan": r.body.get("plan"),
+                    "status": status,
+                    "result": r.body.get("result"),
+                    "error": r.body.get("error"),
+                }));
+            }
+            _ => {}
+        }
+    }
+    let waiting: Vec<Value> = report
+        .final_state
+        .as_ref()
+        .map(|s| {
+            s.runs
+                .iter()
+                .filter(|(id, _)| !before.runs.contains_key(id))
+                .map(|(id, r)| {
+                    json!({
+                        "run": id,
+                        "plan": r.plan,
+                        "waiting_on": r.waiting.as_ref().map(|(step, h)| json!({"step": step, "receipt": h}))
+                            .or_else(|| r.awaiting.as_ref().map(|(step, e)| json!({"step": step, "event": e}))),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut divergences = Vec::new();
+    for d in &report.divergences {
+        problem |= !d.accepted;
+        divergences.push(json!({
+            "seq": d.seq,
+            "input_kind": d.kind,
+            "recorded_records": d.recorded,
+            "candidate_records": d.candidate,
+            "first_difference": d.index,
+            "reason": d.reason,
+            "recorded": d.recorded_record,
+            "candidate": d.candidate_record,
+            "accepted": d.accepted,
+        }));
+    }
+    let refused: Vec<Value> = report
+        .refused
+        .iter()
+        .map(|(i, why)| json!({"event": i, "reason": why}))
+        .collect();
+    let states = report
+        .final_state
+        .as_ref()
+        .map(|after| state_changes(before, after))
+        .unwrap_or_default();
+    let diff = air_fmt::diff::diff(&base.set, &candidate.set);
+    let v = json!({
+        "manifest_diff": serde_json::to_value(&diff).unwrap_or(Value::Null),
+        "effects": effects,
+        "state_changes": states,
+        "plan_results": plans,
+        "plans_waiting": waiting,
+        "errors": errors,
+        "refused_events": refused,
+        "new_capabilities": new_caps.into_values().collect::<Vec<_>>(),
+        "divergences": divergences,
+        "replayed_inputs": report.replayed_inputs,
+    });
+    (v, problem)
+}
+
+/// A reducer and, for a cell, the canonical bytes of its key.
+type SlotId = (String, Option<Vec<u8>>);
+
+/// Reducer states (and cells) that differ between `before` and `after`.
+pub fn state_changes(before: &WorldState, after: &WorldState) -> Vec<Value> {
+    let flat = |s: &WorldState| -> BTreeMap<SlotId, (Option<Value>, Value)> {
+        let mut m = BTreeMap::new();
+        for (name, st) in &s.reducers {
+            match st {
+                ReducerState::Single(b) => {
+                    m.insert(
+                        (name.to_string(), None),
+                        (None, b.value().unwrap_or(Value::Null)),
+                    );
+                }
+                ReducerState::Cells(cells) => {
+                    for (kb, c) in cells {
+                        m.insert(
+                            (name.to_string(), Some(kb.clone())),
+                            (Some(c.key.clone()), c.state.value().unwrap_or(Value::Null)),
+                        );
+                    }
+                }
+            }
+        }
+        m
+    };
+    let (a, b) = (flat(before), flat(after));
+    let keys: BTreeSet<_> = a.keys().chain(b.keys()).cloned().collect();
+    let mut out = Vec::new();
+    for k in keys {
+        let (x, y) = (a.get(&k), b.get(&k));
+        if x.map(|v| &v.1) == y.map(|v| &v.1) {
+            continue;
+        }
+        let key = x.or(y).and_then(|v| v.0.clone());
+        out.push(json!({
+            "reducer": k.0,
+            "key": key,
+            "before": x.map(|v| v.1.clone()),
+            "after": y.map(|v| v.1.clone()),
+        }));
+    }
+    out
+}
+
+/// The proposal a report is about, as the report names it.
+pub fn proposal_ref(p: &Proposal) -> Value {
+    json!({
+        "id": p.id,
+        "patch": p.patch,
+        "base_manifest": p.base,
+        "manifest": p.candidate,
+    })
+}
