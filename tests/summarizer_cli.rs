@@ -386,6 +386,8 @@ fn summarizer_fetches_a_document_summarizes_it_under_the_llm_grant_and_the_reduc
     // Replay and fsck are clean.
     expect_code(&outputs.run(&root, &["replay", "--verify"]), 0);
     expect_code(&outputs.run(&root, &["fsck"]), 0);
+    // Every record traces back to a root.
+    expect_code(&outputs.run(&root, &["why", "--check"]), 0);
     let o = outputs.run(&root, &["receipts", "verify"]);
     expect_code(&o, 0);
     let o = outputs.run(&root, &["log"]);
