@@ -410,6 +410,45 @@ fn replay_all_reports_divergences_until_they_are_accepted() {
         );
         expect_code(&o, 1);
     }
+
+    // --replay-since the second request: only the inputs from there on are re-run.
+    let second = records_of(&recs, "domain_event")[1]["seq"]
+        .as_u64()
+        .unwrap();
+    let rep = json_of(&ok(
+        &root,
+        &[
+            "--format",
+            "json",
+            "shadow",
+            "1",
+            "--replay-since",
+            &second.to_string(),
+            "--accept-divergences",
+        ],
+    ));
+    assert_eq!(rep["mode"], format!("replay_since:{second}"));
+    let since: Vec<u64> = rep["divergences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["seq"].as_u64().unwrap())
+        .collect();
+    assert!(since.contains(&second), "{rep}");
+    assert!(since.iter().all(|s| *s >= second), "{rep}");
+    // A derived record is not a place to start: the input that caused it is named.
+    let before = std::fs::read(root.join(".aos/journal")).unwrap();
+    let o = aos(
+        &root,
+        &["shadow", "1", "--replay-since", &(second + 1).to_string()],
+    );
+    expect_code(&o, 2);
+    assert!(
+        stderr(&o).contains(&format!("seq {second}")) && stderr(&o).contains("not an input"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read(root.join(".aos/journal")).unwrap(), before);
     assert_eq!(srv.paths(), requests, "shadow sent nothing");
 }
 

@@ -96,7 +96,24 @@ pub fn run(ctx: &Ctx, a: ShadowArgs) -> anyhow::Result<Outcome> {
                 head.saturating_sub(1)
             ))
         }
-        (Some(seq), _) => Some(seq),
+        (Some(seq), _) => {
+            let (rec, _) = s.world.journal.read(seq)?;
+            if !aos_kernel::records::record_is_input(&rec) {
+                let mut before = seq;
+                while before > 1 {
+                    before -= 1;
+                    let (r, _) = s.world.journal.read(before)?;
+                    if aos_kernel::records::record_is_input(&r) {
+                        break;
+                    }
+                }
+                return user(format!(
+                    "--replay-since {seq}: seq {seq} (`{}`) is derived from an earlier input, not an input; start at the input that caused it (seq {before}) or a later input",
+                    rec.kind
+                ));
+            }
+            Some(seq)
+        }
         (None, true) => Some(1),
         (None, false) => None,
     };
