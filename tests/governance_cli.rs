@@ -1341,4 +1341,18 @@ fn shadow_journals_one_report_and_changes_no_state() {
     printed.as_object_mut().unwrap().remove("seq");
     assert_eq!(obj, printed);
     common::replay_and_fsck(&root);
+
+    // fsck finds a report object that went missing, naming the record.
+    let path = aos_store::objects::ObjectStore::path_in(
+        &root.join(".aos/objects"),
+        &hash.parse().unwrap(),
+    );
+    std::fs::remove_file(path).unwrap();
+    let o = aos(&root, &["fsck"]);
+    expect_code(&o, 1);
+    assert!(
+        stdout(&o).contains("shadow_report.report") && stdout(&o).contains(hash),
+        "{}",
+        stdout(&o)
+    );
 }

@@ -52,17 +52,77 @@ pub struct Divergent {
     pub accepted: bool,
 }
 
-/// What a rehearsal found.
+/// What a rehearsal found. Records are observed as they are derived and only what the
+/// report shows is kept, so a rehearsal of a long journal runs in bounded memory.
 #[derive(Debug, Default)]
 pub struct Report {
-    /// Records the rehearsal derived (inputs fed included), with fork-local seqs.
-    pub records: Vec<(u64, NewRecord)>,
+    /// The last fork-local seq the rehearsal used.
+    pub last_seq: Option<u64>,
+    /// Effect intents (JSON, completed with their verdicts), in order.
+    pub effects: Vec<Value>,
+    /// Intents still waiting for their `policy_decision`: intent hash → index in `effects`.
+    undecided: BTreeMap<String, usize>,
+    /// Module errors, route errors and stopped cascades.
+    pub errors: Vec<Value>,
+    /// Plan runs that ended.
+    pub plans: Vec<Value>,
     /// Sample events the candidate refused (index, reason).
     pub refused: Vec<(usize, String)>,
     pub divergences: Vec<Divergent>,
     /// Recorded inputs re-run (replay mode).
     pub replayed_inputs: u64,
     pub final_state: Option<WorldState>,
+}
+
+impl Report {
+    /// Take note of one record of the rehearsal (fork-local `seq`).
+    pub fn observe(&mut self, seq: u64, r: &NewRecord) {
+        self.last_seq = Some(seq);
+        let text = |k: &str| r.body.get(k).and_then(Value::as_str).unwrap_or("");
+        match r.kind.as_str() {
+            EFFECT_INTENT => {
+                self.undecided
+                    .insert(text("intent_hash").to_string(), self.effects.len());
+                self.effects.push(json!({
+                    "seq": seq,
+                    "kind": r.body.get("kind"),
+                    "params": r.body.get("params"),
+                    "grant": r.body.get("grant"),
+                    "origin": r.body.get("origin"),
+                    "intent_hash": text("intent_hash"),
+                    "allowed": false,
+                    "cap": null,
+                    "policy": null,
+                    "dispatched": false,
+                }));
+            }
+            POLICY_DECISION => {
+                let Some(i) = self.undecided.remove(text("intent_hash")) else {
+                    return;
+                };
+                if let Some(Value::Object(e)) = self.effects.get_mut(i) {
+                    for k in ["allowed", "cap", "policy"] {
+                        if let Some(v) = r.body.get(k) {
+                            e.insert(k.into(), v.clone());
+                        }
+                    }
+                }
+            }
+            MODULE_ERROR | ROUTE_ERROR | CASCADE_STOPPED => {
+                self.errors
+                    .push(json!({"seq": seq, "kind": r.kind, "body": r.body}));
+            }
+            PLAN_ENDED => self.plans.push(json!({
+                "seq": seq,
+                "run": r.body.get("run"),
+                "plan": r.body.get("plan"),
+                "status": text("status"),
+                "result": r.body.get("result"),
+                "error": r.body.get("error"),
+            })),
+            _ => {}
+        }
+    }
 }
 
 fn is_governance(kind: &str) -> bool {
@@ -126,23 +186,11 @@ pub fn feed_samples(
             body: Value::Object(body),
         };
         let derived = fork.process(objects, seq, &rec)?;
-        report.records.push((
-            seq,
-            NewRecord {
-                at_ns: rec.at_ns,
-                kind: rec.kind,
-                cause: rec.cause,
-                body: rec.body,
-            },
-        ));
-        let n = derived.len() as u64;
-        report.records.extend(
-            derived
-                .into_iter()
-                .enumerate()
-                .map(|(j, d)| (seq + 1 + j as u64, d)),
-        );
-        seq += 1 + n;
+        report.last_seq = Some(seq);
+        for (j, d) in derived.iter().enumerate() {
+            report.observe(seq + 1 + j as u64, d);
+        }
+        seq += 1 + derived.len() as u64;
     }
     Ok(())
 }
@@ -188,17 +236,9 @@ pub fn replay_inputs(
         local.seq = vseq;
         let derived = fork.process(objects, vseq, &local)?;
         report.replayed_inputs += 1;
-        report.records.push((
-            vseq,
-            NewRecord {
-                at_ns: rec.at_ns,
-                kind: rec.kind.clone(),
-                cause: rec.cause.clone(),
-                body: rec.body.clone(),
-            },
-        ));
+        report.last_seq = Some(vseq);
         for (j, d) in derived.iter().enumerate() {
-            report.records.push((vseq + 1 + j as u64, d.clone()));
+            report.observe(vseq + 1 + j as u64, d);
         }
         vseq_next = vseq + 1 + derived.len() as u64;
         current = Some(Compared {
@@ -319,18 +359,15 @@ pub fn summarize(
     candidate: &ActiveManifest,
     before: &WorldState,
 ) -> (Value, bool) {
-    let mut problem = !report.refused.is_empty();
-    let mut effects = Vec::new();
-    let mut errors = Vec::new();
-    let mut plans = Vec::new();
-    let mut decisions: BTreeMap<String, Value> = BTreeMap::new();
-    for (_, r) in &report.records {
-        if r.kind == POLICY_DECISION {
-            if let Some(h) = r.body.get("intent_hash").and_then(Value::as_str) {
-                decisions.insert(h.to_string(), r.body.clone());
-            }
-        }
-    }
+    let mut problem = !report.refused.is_empty() || !report.errors.is_empty();
+    problem |= report
+        .effects
+        .iter()
+        .any(|e| e.get("allowed") != Some(&Value::Bool(true)));
+    problem |= report
+        .plans
+        .iter()
+        .any(|p| p.get("status").and_then(Value::as_str) != Some("ok"));
     // Grants the candidate adds or widens, and whether the rehearsal used each.
     let mut new_caps: BTreeMap<String, Value> = BTreeMap::new();
     for g in candidate
@@ -342,66 +379,14 @@ pub fn summarize(
         let after = crate::gates::grant_params(&candidate.set, &g.name).ok();
         let before = crate::gates::grant_params(&base.set, &g.name).ok();
         if after != before {
+            let used = report
+                .effects
+                .iter()
+                .any(|e| e.get("grant").and_then(Value::as_str) == Some(g.name.as_str()));
             new_caps.insert(
                 g.name.clone(),
-                json!({"grant": g.name, "cap": g.cap, "params": after, "was": before, "used_by_rehearsal": false}),
+                json!({"grant": g.name, "cap": g.cap, "params": after, "was": before, "used_by_rehearsal": used}),
             );
-        }
-    }
-    for (seq, r) in &report.records {
-        match r.kind.as_str() {
-            EFFECT_INTENT => {
-                let hash = r
-                    .body
-                    .get("intent_hash")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
-                let d = decisions.get(hash);
-                let allowed = d
-                    .and_then(|d| d.get("allowed"))
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false);
-                problem |= !allowed;
-                if let Some(Value::Object(c)) = r
-                    .body
-                    .get("grant")
-                    .and_then(Value::as_str)
-                    .and_then(|g| new_caps.get_mut(g))
-                {
-                    c.insert("used_by_rehearsal".into(), Value::Bool(true));
-                }
-                effects.push(json!({
-                    "seq": seq,
-                    "kind": r.body.get("kind"),
-                    "params": r.body.get("params"),
-                    "grant": r.body.get("grant"),
-                    "origin": r.body.get("origin"),
-                    "intent_hash": hash,
-                    "allowed": allowed,
-                    "cap": d.and_then(|d| d.get("cap")),
-                    "policy": d.and_then(|d| d.get("policy")),
-                    "dispatched": false,
-                }));
-            }
-            MODULE_ERROR | ROUTE_ERROR | CASCADE_STOPPED => {
-                problem = true;
-                errors.push(json!({"seq": seq, "kind": r.kind, "body": r.body}));
-            }
-            PLAN_ENDED => {
-                let status = r.body.get("status").and_then(Value::as_str).unwrap_or("");
-                if status != "ok" {
-                    problem = true;
-                }
-                plans.push(json!({
-                    "seq": seq,
-                    "run": r.body.get("run"),
-                    "plan": r.body.get("plan"),
-                    "status": status,
-                    "result": r.body.get("result"),
-                    "error": r.body.get("error"),
-                }));
-            }
-            _ => {}
         }
     }
     let waiting: Vec<Value> = report
@@ -450,11 +435,11 @@ pub fn summarize(
     let diff = air_fmt::diff::diff(&base.set, &candidate.set);
     let v = json!({
         "manifest_diff": serde_json::to_value(&diff).unwrap_or(Value::Null),
-        "effects": effects,
+        "effects": report.effects,
         "state_changes": states,
-        "plan_results": plans,
+        "plan_results": report.plans,
         "plans_waiting": waiting,
-        "errors": errors,
+        "errors": report.errors,
         "refused_events": refused,
         "new_capabilities": new_caps.into_values().collect::<Vec<_>>(),
         "divergences": divergences,

@@ -164,16 +164,19 @@ fn check_receipts(w: &aos_store::world::World, emit: &mut dyn FnMut(Finding)) {
     }
 }
 
-/// Every signed governance decision verifies against the proposal it names.
+/// Every signed governance decision verifies against the proposal it names, and every
+/// object a governance record names (patch, manifest, shadow report) is present.
 fn check_decisions(w: &aos_store::world::World, emit: &mut dyn FnMut(Finding)) {
     let Ok(mut iter) = w.journal.iter_from(0) else {
         return;
     };
     // Only governance lines are parsed: they are found as bytes first.
-    let needles: [&[u8]; 3] = [
+    let needles: [&[u8]; 5] = [
         br#""kind":"proposed""#,
         br#""kind":"approved""#,
         br#""kind":"rejected""#,
+        br#""kind":"shadow_report""#,
+        br#""kind":"applied""#,
     ];
     let mut records = Vec::new();
     while let Some(Ok((seq, offset, line))) = iter.next_line() {
@@ -185,6 +188,27 @@ fn check_decisions(w: &aos_store::world::World, emit: &mut dyn FnMut(Finding)) {
         }
         if let Ok(r) = aos_store::journal::parse_line(w.journal.path(), seq, offset, line) {
             records.push(r);
+        }
+    }
+    // The objects governance records name: patches, candidate manifests, reports.
+    for r in &records {
+        for field in ["patch", "manifest", "report"] {
+            let Some(h) = r
+                .body
+                .get(field)
+                .and_then(serde_json::Value::as_str)
+                .and_then(|t| t.parse::<aos_store::Hash>().ok())
+            else {
+                continue;
+            };
+            if !w.objects.contains(&h) {
+                emit(Finding {
+                    severity: Severity::Error,
+                    code: "object_missing",
+                    location: format!("journal seq {} ({}.{field})", r.seq, r.kind),
+                    what: format!("object {h} is missing from the object store"),
+                });
+            }
         }
     }
     // The rules come from the genesis record: who may decide, with which key.

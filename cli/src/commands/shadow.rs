@@ -158,10 +158,7 @@ pub fn run(ctx: &Ctx, a: ShadowArgs) -> anyhow::Result<Outcome> {
             .fork_with(&s.world.objects, &p.candidate)
             .map_err(kernel_err)?,
     };
-    let next = report
-        .records
-        .last()
-        .map_or(head, |(seq, _)| (seq + 1).max(head));
+    let next = report.last_seq.map_or(head, |seq| (seq + 1).max(head));
     shadow::feed_samples(
         &mut fork,
         &s.world.objects,
