@@ -1,7 +1,7 @@
 //! `aos-bench`: measures aos and a baseline in the same run and prints the ratio.
 //!
 //! ```text
-//! aos-bench objects|journal|open|fsck|fork|air|kernel|effects|all [--quick] [--dir DIR] [--json] [--strict]
+//! aos-bench objects|journal|open|fsck|fork|air|kernel|effects|plans|why|governance|all [--quick] [--dir DIR] [--json] [--strict]
 //! ```
 //!
 //! Each benchmark lives in its own module; fixtures (worlds with many records) are built
@@ -13,6 +13,7 @@ mod effects;
 mod fixture;
 mod fork;
 mod fsck;
+mod governance;
 mod journal;
 mod kernel;
 mod mem;
@@ -21,6 +22,7 @@ mod open;
 mod plans;
 mod report;
 mod util;
+mod why;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -32,7 +34,7 @@ use serde_json::json;
 #[global_allocator]
 static ALLOC: mem::Counting = mem::Counting;
 
-const USAGE: &str = "usage: aos-bench <objects|journal|open|fsck|fork|air|kernel|effects|all>... [--quick] [--dir DIR] [--json] [--strict]
+const USAGE: &str = "usage: aos-bench <objects|journal|open|fsck|fork|air|kernel|effects|plans|why|governance|all>... [--quick] [--dir DIR] [--json] [--strict]
 
   objects   write 1 KiB and 1 MiB files to the object store vs `git hash-object -w --stdin-paths`;
             hashing vs raw blake3 and b3sum
@@ -49,6 +51,10 @@ const USAGE: &str = "usage: aos-bench <objects|journal|open|fsck|fork|air|kernel
             http.request effect vs one bare loopback GET
   plans     steps/s of a 10-step plan without effects vs bare expression evaluation;
             the cost of an event with 10 and with 1,000 runs waiting on its schema
+  why       `aos why` (process) on a 1M-record journal: cold index build, warm queries
+            back and forward vs `tail -n 1` of the journal and `git log -1`
+  governance `aos shadow ID --replay-all` (process) on a world with a 1,000-def manifest
+            and 100k records vs `aos replay --from-genesis` and b3sum of the journal
   all       every benchmark above, in that order
 
   --quick   smaller sizes, fewer runs
@@ -56,8 +62,18 @@ const USAGE: &str = "usage: aos-bench <objects|journal|open|fsck|fork|air|kernel
   --json    print one JSON document instead of tables (progress still goes to stderr)
   --strict  exit with status 1 when a target is missed";
 
-const ALL: [&str; 9] = [
-    "objects", "journal", "open", "fsck", "fork", "air", "kernel", "effects", "plans",
+const ALL: [&str; 11] = [
+    "objects",
+    "journal",
+    "open",
+    "fsck",
+    "fork",
+    "air",
+    "kernel",
+    "effects",
+    "plans",
+    "why",
+    "governance",
 ];
 
 struct Args {
@@ -173,6 +189,8 @@ fn run_one(
         "kernel" => kernel::run_bench(scratch, args.quick),
         "effects" => effects::run_bench(scratch, args.quick),
         "plans" => plans::run_bench(scratch, args.quick),
+        "why" => why::run_bench(scratch, args.quick),
+        "governance" => governance::run_bench(scratch, args.quick),
         _ => unreachable!("checked by parse_args"),
     }
 }
