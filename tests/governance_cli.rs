@@ -1356,3 +1356,22 @@ fn shadow_journals_one_report_and_changes_no_state() {
         stdout(&o)
     );
 }
+
+#[test]
+fn a_proposal_that_changes_nothing_is_refused() {
+    let (_d, root) = su_world(&[]);
+    let air = example("air");
+    refused(
+        &root,
+        &["propose", s(&air)],
+        &["changes nothing", "nothing was proposed"],
+    );
+    let p = root.join("empty.patch.json");
+    let o = ok(
+        &root,
+        &["air", "patch", s(&air), s(&air), "--format", "json"],
+    );
+    std::fs::write(&p, stdout(&o)).unwrap();
+    refused(&root, &["propose", s(&p)], &["at least one operation"]);
+    assert!(!kinds(&journal(&root)).contains(&"proposed"));
+}

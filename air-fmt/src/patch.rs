@@ -1406,9 +1406,14 @@ pub fn diff_to_patch(old: &AirSet, new: &AirSet) -> Result<PatchDoc, Vec<Diagnos
         ops.push(PatchOp::SetManifestRefs { add, remove });
     }
 
+    // Grants compared in canonical form: the same params written in either lens are
+    // the same grant.
+    let (mut wcanon, mut ncanon) = (wm.clone(), nm.clone());
+    crate::assemble::canonicalize_grants(&working, &mut wcanon);
+    crate::assemble::canonicalize_grants(new, &mut ncanon);
     let (wc, nc) = (
-        manifest_json(wm, &BTreeMap::new()),
-        manifest_json(nm, &BTreeMap::new()),
+        manifest_json(&wcanon, &BTreeMap::new()),
+        manifest_json(&ncanon, &BTreeMap::new()),
     );
     let policy = (wm.defaults.policy != nm.defaults.policy).then(|| nm.defaults.policy.clone());
     let grants = (wc["defaults"]["cap_grants"] != nc["defaults"]["cap_grants"])

@@ -659,3 +659,40 @@ fn routing_and_bindings_ops_carry_block_pre_hashes() {
         manifest_hash(&b)
     );
 }
+
+/// The repository's safe-upgrade example with its grant params rewritten from the
+/// tagged lens into plain JSON: the same manifest.
+#[test]
+fn grant_params_in_either_lens_are_no_change() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/safe-upgrade/air");
+    let tagged = load_dir(&dir);
+    let mut sources: Vec<Source> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".air.json"))
+        .map(|p| {
+            let mut bytes = std::fs::read(&p).unwrap();
+            if p.ends_with("manifest.air.json") {
+                let mut m: Value = serde_json::from_slice(&bytes).unwrap();
+                m["defaults"]["cap_grants"][0]["params"] = json!({
+                    "hosts": ["127.0.0.1"],
+                    "verbs": ["GET"],
+                    "path_prefixes": ["/primary"],
+                });
+                bytes = serde_json::to_vec(&m).unwrap();
+            }
+            Source {
+                name: p.display().to_string(),
+                bytes,
+            }
+        })
+        .collect();
+    sources.sort_by(|a, b| a.name.cmp(&b.name));
+    let (plain, d) = load(&sources);
+    assert!(!has_errors(&d), "{d:#?}");
+    assert_eq!(manifest_hash(&tagged), manifest_hash(&plain));
+    let p = diff_to_patch(&tagged, &plain).unwrap();
+    assert!(p.is_empty(), "{:?}", p.patches);
+    let d = diff(&tagged, &plain);
+    assert!(d.is_empty(), "{}", render_text(&d, false));
+}

@@ -125,6 +125,13 @@ pub fn run(ctx: &Ctx, a: ProposeArgs) -> anyhow::Result<Outcome> {
         print_diags(&diags);
         return user("the candidate manifest does not assemble; nothing was proposed");
     };
+    if assembled.manifest_hash == active.hash {
+        return user(format!(
+            "{} yields the manifest in force ({}) unchanged; nothing was proposed",
+            a.source.display(),
+            active.hash
+        ));
+    }
     // Every module the candidate runs must be in the store (or given with --module).
     for (name, hash) in module_hashes_of(&candidate) {
         if !module_map.contains_key(&name) && !s.world.objects.contains(&hash) {
