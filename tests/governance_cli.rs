@@ -364,6 +364,14 @@ fn replay_all_reports_divergences_until_they_are_accepted() {
     // Apply is refused after a report that found problems.
     ok(&root, &["approve", "1", "--as", "alice"]);
     refused(&root, &["apply", "1"], &["shadow", "problems"]);
+    // A rehearsal that checks nothing, or only sample events, does not clear it.
+    ok(&root, &["shadow", "1"]);
+    refused(&root, &["apply", "1"], &["replay_all", "problems"]);
+    let events = root.join("sample.jsonl");
+    let sample = json!({"schema": "demo/SyncRequest@1", "value": serde_json::from_str::<Value>(&sync_value(&srv, 9)).unwrap()});
+    std::fs::write(&events, format!("{sample}\n")).unwrap();
+    ok(&root, &["shadow", "1", "--events", s(&events)]);
+    refused(&root, &["apply", "1"], &["replay_all", "problems"]);
 
     let o = ok(
         &root,
@@ -475,9 +483,15 @@ fn a_proposal_or_patch_against_a_stale_base_is_refused_naming_both_manifests() {
     assert_ne!(a_manifest, b_manifest);
 
     ok(&root, &["approve", "1"]);
-    ok(&root, &["shadow", "1"]);
+    ok(
+        &root,
+        &["shadow", "1", "--replay-all", "--accept-divergences"],
+    );
     ok(&root, &["approve", "2"]);
-    ok(&root, &["shadow", "2"]);
+    ok(
+        &root,
+        &["shadow", "2", "--replay-all", "--accept-divergences"],
+    );
     ok(&root, &["apply", "1"]);
     assert_eq!(manifest_in_force(&root), a_manifest);
 
@@ -610,7 +624,10 @@ fn apply_needs_the_approvals_and_shadow_the_settings_ask_for() {
     ok(&root, &["approve", "1", "--as", "alice"]);
     refused(&root, &["apply", "1"], &["shadow"]);
     assert_eq!(manifest_in_force(&root), genesis);
-    ok(&root, &["shadow", "1"]);
+    ok(
+        &root,
+        &["shadow", "1", "--replay-all", "--accept-divergences"],
+    );
     ok(&root, &["apply", "1"]);
     assert_eq!(manifest_in_force(&root), candidate);
     refused(
@@ -627,7 +644,10 @@ fn apply_needs_the_approvals_and_shadow_the_settings_ask_for() {
     let (_d2, root) = su_world(&[]);
     propose(&root, &example("upgrade"));
     ok(&root, &["approve", "1", "--as", "alice"]);
-    ok(&root, &["shadow", "1"]);
+    ok(
+        &root,
+        &["shadow", "1", "--replay-all", "--accept-divergences"],
+    );
     ok(&root, &["reject", "1", "--as", "bob"]);
     assert_eq!(proposal(&root, 1)["status"], "rejected");
     refused(&root, &["apply", "1"], &["rejected"]);
@@ -646,7 +666,10 @@ fn apply_needs_the_approvals_and_shadow_the_settings_ask_for() {
     // --approvals 2: two distinct approvers.
     let (_d4, root) = su_world(&["--approvals", "2"]);
     let (_, _, candidate) = propose(&root, &example("upgrade"));
-    ok(&root, &["shadow", "1"]);
+    ok(
+        &root,
+        &["shadow", "1", "--replay-all", "--accept-divergences"],
+    );
     ok(&root, &["approve", "1", "--as", "alice"]);
     refused(&root, &["apply", "1"], &["1 approval", "2"]);
     refused(
@@ -689,7 +712,10 @@ fn signed_approvals_are_verified_in_the_cli_and_in_the_journal() {
     let approver = format!("alice={alice_key}");
     let (_w, root) = su_world(&["--approver", &approver]);
     propose(&root, &example("upgrade"));
-    ok(&root, &["shadow", "1"]);
+    ok(
+        &root,
+        &["shadow", "1", "--replay-all", "--accept-divergences"],
+    );
 
     refused(
         &root,
@@ -898,7 +924,10 @@ fn a_signed_rejection_cannot_be_turned_into_an_approval() {
     let approver = format!("alice={alice_key}");
     let (_w, root) = su_world(&["--approver", &approver]);
     propose(&root, &example("upgrade"));
-    ok(&root, &["shadow", "1"]);
+    ok(
+        &root,
+        &["shadow", "1", "--replay-all", "--accept-divergences"],
+    );
     ok(&root, &["reject", "1", "--as", "alice", "--key", s(&k1)]);
     let good = journal_lines(&root);
     let idx = good.len() - 1;
@@ -937,7 +966,10 @@ fn kill_9_during_apply_leaves_the_world_before_or_after() {
     let (d, base_root) = su_world(&[]);
     let genesis = manifest_in_force(&base_root);
     let (_, _, candidate) = propose(&base_root, &example("upgrade"));
-    ok(&base_root, &["shadow", "1"]);
+    ok(
+        &base_root,
+        &["shadow", "1", "--replay-all", "--accept-divergences"],
+    );
     ok(&base_root, &["approve", "1"]);
 
     let (mut before, mut after) = (0, 0);
@@ -1374,4 +1406,115 @@ fn a_proposal_that_changes_nothing_is_refused() {
     std::fs::write(&p, stdout(&o)).unwrap();
     refused(&root, &["propose", s(&p)], &["at least one operation"]);
     assert!(!kinds(&journal(&root)).contains(&"proposed"));
+}
+
+#[test]
+fn a_signed_approval_from_another_world_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let key = d.path().join("alice.ed25519");
+    let pk = stdout(&ok(d.path(), &["keygen", s(&key)]))
+        .trim()
+        .to_string();
+    let approver = format!("alice={pk}");
+    let flags = ["--approver", approver.as_str(), "--no-shadow-required"];
+    let (_da, a) = su_world(&flags);
+    let (_db, b) = su_world(&flags);
+    propose(&a, &example("upgrade"));
+    propose(&b, &example("upgrade"));
+    ok(&a, &["approve", "1", "--as", "alice", "--key", s(&key)]);
+    let rec = journal(&a).into_iter().last().unwrap();
+    assert_eq!(rec["kind"], "approved");
+    let sig = rec["body"]["signature"]["signature"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The same proposal (same patch and manifests) in world B: A's signature does not do.
+    refused(
+        &b,
+        &[
+            "approve",
+            "1",
+            "--as",
+            "alice",
+            "--signature",
+            &sig,
+            "--public-key",
+            &pk,
+        ],
+        &["does not verify"],
+    );
+    refused(&b, &["apply", "1"], &["approval"]);
+    // Signed for B, it does.
+    ok(&b, &["approve", "1", "--as", "alice", "--key", s(&key)]);
+    ok(&b, &["apply", "1"]);
+}
+
+#[test]
+fn one_extra_run_is_one_divergence_and_no_more() {
+    let srv = Server::start();
+    let (d, root) = su_world(&[]);
+    ok(&root, &["send", "demo/SyncResult@1", r#"{"statuses":[1]}"#]);
+    send_sync(&root, &srv, 1);
+    // The candidate also starts a plan that only ends, on SyncResult.
+    let cand = d.path().join("cand");
+    std::fs::create_dir(&cand).unwrap();
+    for f in ["schemas.air.json", "plan.air.json", "policy.air.json"] {
+        std::fs::copy(example("air").join(f), cand.join(f)).unwrap();
+    }
+    let mut m: Value =
+        serde_json::from_slice(&std::fs::read(example("air").join("manifest.air.json")).unwrap())
+            .unwrap();
+    m["plans"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "demo/noop_plan@1"}));
+    m["triggers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"event": "demo/SyncResult@1", "plan": "demo/noop_plan@1"}));
+    std::fs::write(cand.join("manifest.air.json"), m.to_string()).unwrap();
+    let noop = json!({"$kind": "defplan", "name": "demo/noop_plan@1", "input": "demo/SyncResult@1",
+        "steps": [{"id": "a", "op": "end"}], "edges": []});
+    std::fs::write(cand.join("noop.air.json"), noop.to_string()).unwrap();
+    propose(&root, &cand);
+    let o = aos(&root, &["--format", "json", "shadow", "1", "--replay-all"]);
+    expect_code(&o, 1);
+    let rep = json_of(&o);
+    let divs = rep["divergences"].as_array().unwrap();
+    assert_eq!(divs.len(), 1, "only the SyncResult input diverges: {rep}");
+    assert_eq!(divs[0]["seq"], 1);
+    assert!(rep["plans_waiting"].as_array().unwrap().is_empty(), "{rep}");
+}
+
+#[test]
+fn approvals_cannot_be_set_to_zero() {
+    let d = tempfile::tempdir().unwrap();
+    let air = example("air");
+    let o = aos(
+        d.path(),
+        &["init", "w", "--air", s(&air), "--approvals", "0"],
+    );
+    expect_code(&o, 2);
+    assert!(stderr(&o).contains("at least 1"), "{}", stderr(&o));
+    assert!(!d.path().join("w/.aos").exists());
+}
+
+#[test]
+fn a_closed_stdout_ends_governance_commands_quietly() {
+    let (_d, root) = su_world(&[]);
+    propose(&root, &example("upgrade"));
+    for args in [&["proposals", "show", "1"][..], &["shadow", "1"][..]] {
+        let mut child = Command::new(aos_bin())
+            .args(args)
+            .current_dir(&root)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the pipe before anything is written: every write meets EPIPE.
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{args:?}: {}", stderr(&o));
+    }
 }

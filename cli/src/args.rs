@@ -325,8 +325,9 @@ pub struct InitArgs {
     /// Largest linear memory of a reducer instance, in MiB; recorded like --fuel-per-step.
     #[arg(long, value_name = "MIB")]
     pub memory_mib: Option<u64>,
-    /// Approvals `aos apply` needs, from distinct approvers (default 1); recorded in the
-    /// genesis record like the limits.
+    /// Approvals `aos apply` needs, from distinct approvers (default 1, at least 1);
+    /// recorded in the genesis record like the limits. Without registered approvers
+    /// (--approver) the names are not checked: any --as NAME counts.
     #[arg(long, value_name = "N")]
     pub approvals: Option<u32>,
     /// Let `aos apply` go ahead without a clean shadow report of the proposal.
@@ -613,11 +614,14 @@ The journal gets one `shadow_report` record; the world's state is not changed.\n
 --events FILE feeds JSON lines {\"schema\": NAME, \"value\": VALUE} in order. --replay-all \
 (or --replay-since SEQ) re-runs the journal's recorded inputs under the proposed manifest and \
 reports, input by input, where the outcome differs from what the journal recorded: does this \
-proposal change what live worlds do?\n\nThe report: the manifest diff, the effects the \
+proposal change what live worlds do? \"All\" starts after the `applied` record that put the \
+current manifest in force (inputs before it ran under older manifests).\n\nThe report: the manifest diff, the effects the \
 rehearsal would emit with their grant and policy verdicts, reducer state changes, plan results, \
 module errors, the capabilities the change newly needs, and divergences. Exit status 1 when it \
 found a module error, a denied effect, a failed plan or an unaccepted divergence; accept \
-expected divergences with --accept SEQ or --accept-divergences.\n\nExamples:\n  aos shadow 1 \
+expected divergences with --accept SEQ or --accept-divergences.\n\nWhere apply needs a shadow \
+report, a report that fed nothing (no --events, no --replay-*) does not count, and the latest \
+report of each kind (events, replay of all inputs, replay since a seq) must be clean.\n\nExamples:\n  aos shadow 1 \
 --events samples.jsonl\n  aos shadow 1 --replay-all --format json"
 )]
 pub struct ShadowArgs {

@@ -3,6 +3,17 @@
 //! errors to exit codes ([`exit`]): 0 ok, 1 the operation found a problem, 2 usage or
 //! input error.
 
+/// `println!` and `print!` for this crate: a closed stdout (`aos … | head`) ends the
+/// process quietly with status 0 instead of panicking; any other write error ends it
+/// with status 1 and a message. Commands are crash-safe, so stopping at any write is.
+macro_rules! println {
+    () => { $crate::output::print_out(format_args!("\n")) };
+    ($($t:tt)*) => { $crate::output::print_out(format_args!("{}\n", format_args!($($t)*))) };
+}
+macro_rules! print {
+    ($($t:tt)*) => { $crate::output::print_out(format_args!($($t)*)) };
+}
+
 pub mod args;
 pub mod commands;
 pub mod exit;

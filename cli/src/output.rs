@@ -78,3 +78,15 @@ impl Progress {
         self.bar.finish_and_clear();
     }
 }
+
+/// Write to stdout for [`println!`]/[`print!`] (see `lib.rs`).
+pub fn print_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("aos: error: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
+}

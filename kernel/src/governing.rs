@@ -12,8 +12,8 @@ use serde_json::Value;
 
 use crate::error::{KernelError, Result};
 use crate::governance::{
-    self, signature_of, who, Decision, Proposal, ShadowMark, Status, APPLIED, APPROVED, PROPOSED,
-    REJECTED, SHADOW_REPORT,
+    self, signature_of, who, Decider, Decision, Proposal, ShadowMark, Status, APPLIED, APPROVED,
+    PROPOSED, REJECTED, SHADOW_REPORT,
 };
 use crate::manifest::ActiveManifest;
 use crate::stepper::Kernel;
@@ -109,7 +109,17 @@ impl Kernel {
                         p.patch
                     )));
                 }
-                p.shadows.push(ShadowMark { seq, ok, report });
+                let mode = body
+                    .get("mode")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| bad("the body has no `mode`".into()))?
+                    .to_string();
+                p.shadows.push(ShadowMark {
+                    seq,
+                    mode,
+                    ok,
+                    report,
+                });
             }
             APPROVED | REJECTED => {
                 let approver = body
@@ -118,11 +128,15 @@ impl Kernel {
                     .unwrap_or_default()
                     .to_string();
                 let sig = signature_of(body).map_err(bad)?;
-                let sig_ref = sig.as_ref().map(|(k, s)| (k.as_str(), s));
+                let d = Decider {
+                    approver: &approver,
+                    world: body.get("world").and_then(Value::as_str).unwrap_or(""),
+                    signature: sig.as_ref().map(|(k, s)| (k.as_str(), s)),
+                };
                 let check = if rec.kind == APPROVED {
-                    book.check_approve(id, &approver, sig_ref)
+                    book.check_approve(id, &d)
                 } else {
-                    book.check_reject(id, &approver, sig_ref)
+                    book.check_reject(id, &d)
                 };
                 check.map_err(|r| bad(r.0))?;
                 let d = Decision {

@@ -146,7 +146,9 @@ impl Kernel {
         let m = k.load_manifest(objects, manifest)?;
         k.manifest = Some(m);
         k.state.manifest = Some(*manifest);
-        k.applied_at = None;
+        // Records keep citing the `applied` record that put the base in force, as the
+        // journal's do, so that only real differences show.
+        k.applied_at = self.applied_at;
         Ok(k)
     }
 }
@@ -228,10 +230,20 @@ pub fn replay_inputs(
         if matches!(rec.kind.as_str(), WORLD_CREATED | FORKED_FROM | SNAPSHOT)
             || is_governance(&rec.kind)
         {
+            // The candidate stays in force; an apply recorded here is still what the
+            // journal's records after it cite.
+            if rec.kind == crate::governance::APPLIED {
+                fork.applied_at = Some(rec.seq);
+            }
             vseq_next = vseq_next.max(rec.seq + 1);
             continue;
         }
-        let vseq = vseq_next.max(rec.seq);
+        // Each input runs at its journal seq, so run ids and idempotency keys match the
+        // journal's wherever the candidate behaves the same. Only when records the
+        // candidate derived beyond the journal's would collide with a run still in
+        // flight does the input move past them.
+        let collides = vseq_next > rec.seq && fork.state.runs.range(rec.seq..).next().is_some();
+        let vseq = if collides { vseq_next } else { rec.seq };
         let mut local = rec.clone();
         local.seq = vseq;
         let derived = fork.process(objects, vseq, &local)?;
@@ -240,7 +252,7 @@ pub fn replay_inputs(
         for (j, d) in derived.iter().enumerate() {
             report.observe(vseq + 1 + j as u64, d);
         }
-        vseq_next = vseq + 1 + derived.len() as u64;
+        vseq_next = vseq_next.max(vseq + 1 + derived.len() as u64);
         current = Some(Compared {
             seq: rec.seq,
             vseq,

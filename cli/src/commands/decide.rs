@@ -6,7 +6,9 @@ use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 
 use aos_adapters::signing::ReceiptSigner;
-use aos_kernel::governance::{self, approval_bytes, signature_json, APPLIED, APPROVED, REJECTED};
+use aos_kernel::governance::{
+    self, approval_bytes, signature_json, Decider, APPLIED, APPROVED, REJECTED,
+};
 use aos_kernel::session::{BootOptions, Session};
 use aos_store::world::Access;
 use serde_json::{json, Value};
@@ -26,6 +28,7 @@ fn signature(
     a: &DecideArgs,
     decision: &str,
     approver: &str,
+    world: &str,
 ) -> anyhow::Result<Option<(String, [u8; 64])>> {
     let p = s.kernel.governance().get(a.id).map_err(refused)?;
     if let Some(file) = &a.key {
@@ -39,7 +42,7 @@ fn signature(
         })?;
         return Ok(Some((
             signer.public_key(),
-            signer.sign(&approval_bytes(p, decision, approver)),
+            signer.sign(&approval_bytes(p, decision, approver, world)),
         )));
     }
     match (&a.signature, &a.public_key) {
@@ -60,13 +63,18 @@ fn signature(
 fn decide(ctx: &Ctx, a: DecideArgs, kind: &str) -> anyhow::Result<Outcome> {
     let mut s = open(ctx, Access::Write, BootOptions::default())?;
     let approver = ctx.actor();
-    let sig = signature(&s, &a, kind, &approver)?;
+    let world = s.world.config.world_id.clone();
+    let sig = signature(&s, &a, kind, &approver, &world)?;
     let book = s.kernel.governance();
-    let sig_ref = sig.as_ref().map(|(k, b)| (k.as_str(), b));
+    let d = Decider {
+        approver: &approver,
+        world: &world,
+        signature: sig.as_ref().map(|(k, b)| (k.as_str(), b)),
+    };
     if kind == APPROVED {
-        book.check_approve(a.id, &approver, sig_ref)
+        book.check_approve(a.id, &d)
     } else {
-        book.check_reject(a.id, &approver, sig_ref)
+        book.check_reject(a.id, &d)
     }
     .map_err(refused)?;
     let p = book.get(a.id).map_err(refused)?;
@@ -74,6 +82,7 @@ fn decide(ctx: &Ctx, a: DecideArgs, kind: &str) -> anyhow::Result<Outcome> {
         "id": a.id,
         "patch": p.patch,
         "approver": approver,
+        "world": world,
         "origin": ctx.origin(),
     });
     if let (Some((key, bytes)), Value::Object(o)) = (&sig, &mut body) {

@@ -90,6 +90,9 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> anyhow::Result<Outcome> {
     body.insert("limits".into(), aos_kernel::state::limits_json(&limits));
     let mut gov = aos_kernel::governance::Settings::default();
     if let Some(n) = args.approvals {
+        if n == 0 {
+            return user("--approvals must be at least 1: apply always needs an approval");
+        }
         gov.approvals = n;
     }
     gov.require_shadow = !args.no_shadow_required;

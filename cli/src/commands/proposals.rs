@@ -56,6 +56,7 @@ pub fn run(ctx: &Ctx, cmd: ProposalsCommand) -> anyhow::Result<Outcome> {
             let diff = air_fmt::diff::diff(&base.set, &cand.set);
             let patch: Value = s.world.objects.get_json(&p.patch)?;
             let approver = ctx.actor();
+            let world = s.world.config.world_id.clone();
             if ctx.json() {
                 let mut v = proposal_json(&p);
                 if let Value::Object(o) = &mut v {
@@ -65,8 +66,9 @@ pub fn run(ctx: &Ctx, cmd: ProposalsCommand) -> anyhow::Result<Outcome> {
                         "signing_payload".into(),
                         json!({
                             "approver": approver,
-                            "approve": air_fmt::value::base64_encode(&approval_bytes(&p, APPROVED, &approver)),
-                            "reject": air_fmt::value::base64_encode(&approval_bytes(&p, REJECTED, &approver)),
+                            "world": world,
+                            "approve": air_fmt::value::base64_encode(&approval_bytes(&p, APPROVED, &approver, &world)),
+                            "reject": air_fmt::value::base64_encode(&approval_bytes(&p, REJECTED, &approver, &world)),
                         }),
                     );
                 }

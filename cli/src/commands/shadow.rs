@@ -114,7 +114,15 @@ pub fn run(ctx: &Ctx, a: ShadowArgs) -> anyhow::Result<Outcome> {
             }
             Some(seq)
         }
-        (None, true) => Some(1),
+        // Inputs recorded under an older manifest would diverge because of that older
+        // change: "all" starts after the `applied` record that put the base in force.
+        (None, true) => Some(
+            s.kernel
+                .governance()
+                .applied_seq_of(Some(&base.hash))
+                .map_or(1, |seq| seq + 1)
+                .min(head.saturating_sub(1).max(1)),
+        ),
         (None, false) => None,
     };
     let progress = ctx.progress();
@@ -171,15 +179,17 @@ pub fn run(ctx: &Ctx, a: ShadowArgs) -> anyhow::Result<Outcome> {
     .map_err(kernel_err)?;
     report.final_state = Some(fork.state.clone());
     let (sections, problem) = shadow::summarize(&report, &base, &candidate, &s.kernel.state);
-    let mode = match replay_from {
-        Some(1) => "replay_all".to_string(),
-        Some(seq) => format!("replay_since:{seq}"),
-        None => "events".to_string(),
+    let mode = match (replay_from, a.replay_all) {
+        (Some(_), true) => "replay_all".to_string(),
+        (Some(seq), false) => format!("replay_since:{seq}"),
+        (None, _) if samples.is_empty() => "diff".to_string(),
+        (None, _) => "events".to_string(),
     };
     let mut doc = json!({
         "version": 1,
         "proposal": shadow::proposal_ref(&p),
         "mode": mode,
+        "replay_from": replay_from,
         "events_fed": samples.len(),
         "ok": !problem,
     });
@@ -322,11 +332,15 @@ fn print_text(doc: &Value, base: &ActiveManifest, candidate: &ActiveManifest) {
         }
     }
     let divs = list(doc, "divergences");
-    if doc["mode"].as_str() != Some("events") {
+    if doc["mode"]
+        .as_str()
+        .is_some_and(|m| m.starts_with("replay"))
+    {
         let accepted = divs.iter().filter(|d| d["accepted"] == true).count();
         println!(
-            "\nreplayed {} recorded inputs: {} diverge ({accepted} accepted)",
+            "\nreplayed {} recorded inputs from seq {}: {} diverge ({accepted} accepted)",
             doc["replayed_inputs"],
+            doc["replay_from"],
             divs.len()
         );
         for d in divs {

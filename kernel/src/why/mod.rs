@@ -98,6 +98,8 @@ pub fn resolve(journal: &Journal, ix: &WhyIndex, target: &Target) -> Result<u64,
                 let known = ix.reducer_names();
                 let hint = if known.is_empty() {
                     "no reducer has stepped yet".to_string()
+                } else if key.is_none() && known.iter().any(|k| k == name) {
+                    format!("{name} is keyed: name one of its cells as {name}/KEY (`aos cells {name}` lists them)")
                 } else {
                     format!("reducers that stepped: {}", known.join(", "))
                 };
@@ -285,25 +287,26 @@ pub fn open_index(cache_dir: &Path, journal: &Journal) -> Result<WhyIndex, WhyEr
     WhyIndex::open(cache_dir, journal)
 }
 
-/// Kinds the kernel only ever writes with a cause: one without a cause is unrooted.
-const DERIVED: &[&str] = &[
-    REDUCER_STEPPED,
-    MODULE_ERROR,
-    ROUTE_ERROR,
-    EFFECT_INTENT,
-    POLICY_DECISION,
-    EFFECT_RECEIPT,
-    CASCADE_STOPPED,
-    PLAN_STARTED,
-    PLAN_ENDED,
-    INTROSPECT_ANSWER,
+/// Kinds a root may have: what a person or tool puts into a world.
+const ROOT_KINDS: &[&str] = &[
+    WORLD_CREATED,
+    FORKED_FROM,
+    DOMAIN_EVENT,
+    PLAN_START,
+    SNAPSHOT,
+    crate::governance::PROPOSED,
+    crate::governance::SHADOW_REPORT,
+    crate::governance::APPROVED,
+    crate::governance::REJECTED,
+    crate::governance::APPLIED,
 ];
 
-/// Whether a record without causes is a legitimate root: not a kind that is always
-/// derived, and a domain event only when injected (it names its origin).
+/// Whether a record without causes is a legitimate root: one of [`ROOT_KINDS`] (never a
+/// kind that is always derived, nor one this kernel does not know), and a domain event
+/// only when injected (it names its origin).
 pub fn is_root(rec: &Record) -> bool {
     rec.cause.is_empty()
-        && !DERIVED.contains(&rec.kind.as_str())
+        && ROOT_KINDS.contains(&rec.kind.as_str())
         && (rec.kind != DOMAIN_EVENT || summary::origin(&rec.body).is_some())
 }
 
