@@ -549,3 +549,17 @@ fn a_world_on_read_only_media_still_answers_why() {
         common::stderr(&o)
     );
 }
+
+#[test]
+fn a_malformed_hash_is_named_as_one() {
+    let (_d, root) = counter();
+    let o = aos(&root, &["why", "blake3:zz"]);
+    expect_code(&o, 2);
+    assert!(
+        common::stderr(&o).contains("is not an intent hash"),
+        "{}",
+        common::stderr(&o)
+    );
+    let o = aos(&root, &["why", COUNTER]);
+    expect_code(&o, 0);
+}

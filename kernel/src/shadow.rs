@@ -390,7 +390,12 @@ pub fn summarize(
     {
         let after = crate::gates::grant_params(&candidate.set, &g.name).ok();
         let before = crate::gates::grant_params(&base.set, &g.name).ok();
-        if after != before {
+        // The same params under a changed defcap are a changed capability too.
+        let cap_def = |set: &air_fmt::load::AirSet| {
+            air_fmt::assemble::resolve(set, air_fmt::DefKind::Cap, &g.cap)
+                .map(|d| air_fmt::assemble::def_hash(set, d))
+        };
+        if after != before || cap_def(&candidate.set) != cap_def(&base.set) {
             let used = report
                 .effects
                 .iter()
@@ -407,7 +412,7 @@ pub fn summarize(
         .map(|s| {
             s.runs
                 .iter()
-                .filter(|(id, _)| !before.runs.contains_key(id))
+                .filter(|(_, r)| r.manifest == candidate.hash)
                 .map(|(id, r)| {
                     json!({
                         "run": id,

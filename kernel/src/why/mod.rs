@@ -38,7 +38,12 @@ pub enum WhyError {
 pub enum Target {
     Seq(u64),
     Intent(Hash),
-    Reducer { name: String, key: Option<Value> },
+    Reducer {
+        name: String,
+        key: Option<Value>,
+    },
+    /// `blake3:` followed by something that is not 64 hex digits.
+    BadHash(String),
 }
 
 impl Target {
@@ -53,6 +58,9 @@ impl Target {
         let hex = s.strip_prefix("blake3:").unwrap_or(s);
         if let Some(h) = Hash::from_hex(hex) {
             return Target::Intent(h);
+        }
+        if s.starts_with("blake3:") {
+            return Target::BadHash(s.to_string());
         }
         let split = s.find('@').and_then(|at| s[at..].find('/').map(|i| at + i));
         match split {
@@ -83,6 +91,9 @@ pub fn resolve(journal: &Journal, ix: &WhyIndex, target: &Target) -> Result<u64,
                 n - 1
             ),
         })),
+        Target::BadHash(s) => Err(WhyError::NotFound(format!(
+            "{s:?} is not an intent hash: write blake3: and 64 hex digits (as `aos log --kind effect_intent` shows them)"
+        ))),
         Target::Intent(h) => ix.intent(h)?.ok_or_else(|| {
             WhyError::NotFound(format!(
                 "no effect_intent with intent hash {h}; `aos log --kind effect_intent` lists intents \
