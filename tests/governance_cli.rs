@@ -324,6 +324,32 @@ fn safe_upgrade_end_to_end_over_a_loopback_server() {
         nodes.contains(&"approved".to_string()),
         "the approval is shown: {why}"
     );
+    // Forward from the proposal: through its apply to the mirror request.
+    let proposed = recs.iter().find(|r| r["kind"] == "proposed").unwrap()["seq"]
+        .as_u64()
+        .unwrap();
+    let fwd = json_of(&ok(
+        &root,
+        &[
+            "why",
+            &proposed.to_string(),
+            "--forward",
+            "--format",
+            "json",
+        ],
+    ));
+    let reached: Vec<u64> = fwd["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["seq"].as_u64().unwrap())
+        .collect();
+    assert!(
+        reached.contains(&mirror["seq"].as_u64().unwrap()),
+        "the proposal leads to the mirror request: {fwd}"
+    );
+    // Every record of the upgraded world has a path to a root.
+    common::assert_rooted(&root);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -223,12 +223,25 @@ fn approvals(journal: &Journal, ix: &WhyIndex, rec: &Record) -> Result<Vec<u64>,
     for &g in ix.governance(id) {
         if g < rec.seq {
             let (r, _) = journal.read(g)?;
-            if matches!(r.kind.as_str(), "proposed" | "approved") {
+            if matches!(r.kind.as_str(), "proposed" | "approved" | "shadow_report") {
                 out.push(g);
             }
         }
     }
     Ok(out)
+}
+
+/// The `applied` record of the proposal a governance record belongs to, if applied.
+fn applied_of(journal: &Journal, ix: &WhyIndex, rec: &Record) -> Result<Option<u64>, WhyError> {
+    let Some(id) = rec.body.get("id").and_then(number) else {
+        return Ok(None);
+    };
+    for &g in ix.governance(id) {
+        if g > rec.seq && journal.read(g)?.0.kind == "applied" {
+            return Ok(Some(g));
+        }
+    }
+    Ok(None)
 }
 
 /// The causes of `target`, transitively, up to `depth` links away.
@@ -275,21 +288,42 @@ pub fn forward(
     target: u64,
     depth: u64,
 ) -> Result<Graph, WhyError> {
-    let found = ix.forward(target, depth)?;
     let mut g = Graph {
         target,
         forward: true,
         nodes: BTreeMap::new(),
         edges: Vec::new(),
     };
+    // A proposal's records lead to its `applied` record (linked through the governance
+    // index, not cause links), and on from there.
+    let (rec, _) = journal.read(target)?;
+    let applied = match rec.kind.as_str() {
+        "proposed" | "approved" | "shadow_report" => applied_of(journal, ix, &rec)?,
+        _ => None,
+    };
+    let (start, offset) = match applied {
+        Some(a) if depth > 0 => {
+            g.nodes.insert(target, node(&rec, 0));
+            g.edges.push((target, a));
+            (a, 1)
+        }
+        Some(_) => {
+            let mut n = node(&rec, 0);
+            n.cut = true;
+            g.nodes.insert(target, n);
+            return Ok(g);
+        }
+        None => (target, 0),
+    };
+    let found = ix.forward(start, depth - offset)?;
     for (&seq, &d) in &found.level {
         let (rec, _) = journal.read(seq)?;
-        g.nodes.insert(seq, node(&rec, d));
+        g.nodes.insert(seq, node(&rec, d + offset));
     }
     for n in g.nodes.values_mut() {
         n.cut = found.cut.contains(&n.seq);
     }
-    g.edges = found.links;
+    g.edges.extend(found.links);
     Ok(g)
 }
 
