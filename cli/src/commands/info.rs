@@ -13,6 +13,14 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
     warn_all(w.warnings());
     let head = w.journal.head();
     let manifest = super::active_manifest(&w.journal)?;
+    // The governance rules are recorded in the genesis record.
+    let governance = match w.journal.read(0) {
+        Ok((r, _)) => aos_kernel::governance::Settings::from_json(
+            r.body.get("governance").unwrap_or(&serde_json::Value::Null),
+        )
+        .ok(),
+        Err(_) => None,
+    };
     let objects = w.objects.ledger_len()?;
     let c = &w.config;
     if ctx.json() {
@@ -23,6 +31,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
             "created_at_ns": aos_store::canon::u64_value(c.created_at_ns),
             "head": head.map(|h| json!({"seq": h.seq, "hash": h.hash})),
             "manifest": manifest.map(|m| m.to_string()),
+            "governance": governance.as_ref().map(|g| g.to_json()),
             "records": w.journal.len(),
             "journal_bytes": w.journal.byte_len(),
             "objects_written": objects,
@@ -53,6 +62,29 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
         ),
     };
     println!("objects   {objects} written here{shared}");
+    if let Some(m) = manifest {
+        println!("manifest  {m}");
+    }
+    if let Some(g) = &governance {
+        let approvers = if g.approvers.is_empty() {
+            "any name".to_string()
+        } else {
+            format!(
+                "only {}",
+                g.approvers.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
+        };
+        println!(
+            "governs   apply needs {} approval{} ({approvers}){}",
+            g.approvals,
+            if g.approvals == 1 { "" } else { "s" },
+            if g.require_shadow {
+                " and a clean shadow report"
+            } else {
+                ""
+            }
+        );
+    }
     if let Some(f) = &c.forked_from {
         println!(
             "forked    from {} at seq {} ({}) in {}",

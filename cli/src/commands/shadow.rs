@@ -241,6 +241,22 @@ fn short(v: &Value) -> String {
     }
 }
 
+/// How many items of each list the text report shows (`--format json` has all).
+const SHOWN: usize = 20;
+
+/// The items with problems first (in order), then the rest.
+fn problems_first(items: &[Value], bad: impl Fn(&Value) -> bool) -> Vec<&Value> {
+    let (mut first, rest): (Vec<&Value>, Vec<&Value>) = items.iter().partition(|v| bad(v));
+    first.extend(rest);
+    first
+}
+
+fn more(total: usize) {
+    if total > SHOWN {
+        println!("  … and {} more (`--format json` lists all)", total - SHOWN);
+    }
+}
+
 fn print_text(doc: &Value, base: &ActiveManifest, candidate: &ActiveManifest) {
     let pid = &doc["proposal"]["id"];
     println!(
@@ -259,7 +275,10 @@ fn print_text(doc: &Value, base: &ActiveManifest, candidate: &ActiveManifest) {
         "\neffects the rehearsal would emit ({}, none dispatched):",
         effects.len()
     );
-    for e in effects {
+    for e in problems_first(effects, |e| e["allowed"] != true)
+        .into_iter()
+        .take(SHOWN)
+    {
         let verdict = if e["allowed"].as_bool() == Some(true) {
             "allowed".to_string()
         } else {
@@ -277,9 +296,10 @@ fn print_text(doc: &Value, base: &ActiveManifest, candidate: &ActiveManifest) {
             e["grant"].as_str().unwrap_or("(none)"),
         );
     }
+    more(effects.len());
     let states = list(doc, "state_changes");
     println!("\nstate changes ({}):", states.len());
-    for c in states {
+    for c in states.iter().take(SHOWN) {
         let key = if c["key"].is_null() {
             String::new()
         } else {
@@ -292,11 +312,15 @@ fn print_text(doc: &Value, base: &ActiveManifest, candidate: &ActiveManifest) {
             short(&c["after"])
         );
     }
+    more(states.len());
     let plans = list(doc, "plan_results");
     let waiting = list(doc, "plans_waiting");
     if !plans.is_empty() || !waiting.is_empty() {
         println!("\nplan runs:");
-        for p in plans {
+        for p in problems_first(plans, |p| p["status"] != "ok")
+            .into_iter()
+            .take(SHOWN)
+        {
             println!(
                 "  run {} {} {} {}",
                 p["run"],
@@ -309,7 +333,8 @@ fn print_text(doc: &Value, base: &ActiveManifest, candidate: &ActiveManifest) {
                 }
             );
         }
-        for w in waiting {
+        more(plans.len());
+        for w in waiting.iter().take(SHOWN) {
             println!(
                 "  run {} {} waiting on {}",
                 w["run"],
@@ -317,6 +342,7 @@ fn print_text(doc: &Value, base: &ActiveManifest, candidate: &ActiveManifest) {
                 short(&w["waiting_on"])
             );
         }
+        more(waiting.len());
     }
     for (title, k) in [
         ("errors", "errors"),
@@ -326,9 +352,10 @@ fn print_text(doc: &Value, base: &ActiveManifest, candidate: &ActiveManifest) {
         let items = list(doc, k);
         if !items.is_empty() {
             println!("\n{title} ({}):", items.len());
-            for i in items {
+            for i in items.iter().take(SHOWN) {
                 println!("  {}", short(i));
             }
+            more(items.len());
         }
     }
     let divs = list(doc, "divergences");
@@ -343,7 +370,10 @@ fn print_text(doc: &Value, base: &ActiveManifest, candidate: &ActiveManifest) {
             doc["replay_from"],
             divs.len()
         );
-        for d in divs {
+        for d in problems_first(divs, |d| d["accepted"] != true)
+            .into_iter()
+            .take(SHOWN)
+        {
             println!(
                 "  input seq {} ({}): derived record {}: {}{}",
                 d["seq"],
@@ -357,6 +387,7 @@ fn print_text(doc: &Value, base: &ActiveManifest, candidate: &ActiveManifest) {
                 }
             );
         }
+        more(divs.len());
     }
     println!(
         "\nverdict: {}",
