@@ -1544,3 +1544,105 @@ fn a_closed_stdout_ends_governance_commands_quietly() {
         assert!(!stderr(&o).contains("panicked"), "{args:?}: {}", stderr(&o));
     }
 }
+
+#[test]
+fn an_intent_open_across_an_apply_is_dispatched_under_the_grant_that_allowed_it() {
+    // The first request is answered late, so the sender can be killed while it is open.
+    let srv = Server::start_with_first_delay(Duration::from_secs(5));
+    let d = tempfile::tempdir().unwrap();
+    let plan = |name: &str| {
+        json!({"$kind": "defplan", "name": name, "input": "t/Start@1",
+            "steps": [get_step("a_get", "a", "g_old", "r1"), {"id": "b_end", "op": "end"}],
+            "edges": [{"from": "a_get", "to": "b_end"}],
+            "required_caps": ["g_old"], "allowed_effects": ["http.request"]})
+    };
+    let policy = json!({"$kind": "defpolicy", "name": "t/policy@1",
+        "rules": [{"when": {"effect_kind": "http.request", "origin_kind": "plan"}, "decision": "allow"}]});
+    let manifest = |plans: Value, grants: Value, triggers: Value| {
+        json!({"$kind": "manifest", "air_version": "1",
+            "schemas": [{"name": "t/Start@1"}, {"name": "t/Go@1"}, {"name": "t/Done@1"}],
+            "plans": plans, "effects": [{"name": "sys/http.request@1"}],
+            "caps": [{"name": "sys/http.out@1"}], "policies": [{"name": "t/policy@1"}],
+            "defaults": {"policy": "t/policy@1", "cap_grants": grants}, "triggers": triggers})
+    };
+    let v1 = d.path().join("v1");
+    write_air(
+        &v1,
+        &[
+            ("schemas.air.json", schemas_air()),
+            ("policy.air.json", policy.clone()),
+            ("plan.air.json", plan("t/fire@1")),
+            (
+                "manifest.air.json",
+                manifest(
+                    json!([{"name": "t/fire@1"}]),
+                    json!([grant("g_old", "/old")]),
+                    json!([{"event": "t/Start@1", "plan": "t/fire@1"}]),
+                ),
+            ),
+        ],
+    );
+    // v2: no plan, no grant g_old.
+    let v2 = d.path().join("v2");
+    write_air(
+        &v2,
+        &[
+            ("schemas.air.json", schemas_air()),
+            ("policy.air.json", policy),
+            (
+                "manifest.air.json",
+                manifest(json!([]), json!([grant("g_new", "/new")]), json!([])),
+            ),
+        ],
+    );
+    expect_code(&aos(d.path(), &["init", "w", "--air", s(&v1)]), 0);
+    let root = d.path().join("w");
+    let start = json!({"a": srv.url("/old/1"), "b": srv.url("/old/2")}).to_string();
+    let mut child = Command::new(aos_bin())
+        .args(["send", "t/Start@1", &start])
+        .current_dir(&root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Once the request reached the server, its intent is journaled; kill the sender.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while srv.paths().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the request never came"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!kinds(&journal(&root)).contains(&"effect_receipt"));
+
+    propose(&root, &v2);
+    ok(
+        &root,
+        &["shadow", "1", "--replay-all", "--accept-divergences"],
+    );
+    ok(&root, &["approve", "1", "--as", "alice"]);
+    ok(&root, &["apply", "1"]);
+    // The intent is still open; dispatched now, it is checked against g_old, which only
+    // the manifest that allowed it has.
+    ok(&root, &["run", "--until-idle"]);
+    let recs = journal(&root);
+    let receipts: Vec<&Value> = recs
+        .iter()
+        .filter(|r| r["kind"] == "effect_receipt")
+        .collect();
+    assert_eq!(receipts.len(), 1, "{recs:?}");
+    assert_eq!(
+        receipts[0]["body"]["receipt"]["status"], "ok",
+        "{}",
+        receipts[0]
+    );
+    assert_eq!(
+        srv.paths(),
+        ["/old/1", "/old/1"],
+        "sent again with the same key"
+    );
+    common::replay_and_fsck(&root);
+}

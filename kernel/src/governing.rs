@@ -16,6 +16,7 @@ use crate::governance::{
     PROPOSED, REJECTED, SHADOW_REPORT,
 };
 use crate::manifest::ActiveManifest;
+use crate::state::OpenIntent;
 use crate::stepper::Kernel;
 
 fn num(v: Option<&Value>) -> Option<u64> {
@@ -171,6 +172,12 @@ impl Kernel {
                     p.status = Status::Applied;
                     p.applied = Some(seq);
                 }
+                // Open intents keep the manifest that allowed them.
+                if let Some(old) = active {
+                    for o in self.state.open.values_mut() {
+                        o.manifest.get_or_insert(old);
+                    }
+                }
                 self.manifest = Some(m);
                 self.state.manifest = Some(manifest);
                 self.applied_at = Some(seq);
@@ -198,9 +205,12 @@ impl Kernel {
     /// Forget manifests neither the world nor any run in flight uses.
     pub(crate) fn prune_manifests(&mut self) {
         let active = self.state.manifest;
-        let runs = &self.state.runs;
-        self.manifests
-            .retain(|h, _| Some(*h) == active || runs.values().any(|r| r.manifest == *h));
+        let (runs, open) = (&self.state.runs, &self.state.open);
+        self.manifests.retain(|h, _| {
+            Some(*h) == active
+                || runs.values().any(|r| r.manifest == *h)
+                || open.values().any(|o| o.manifest == Some(*h))
+        });
     }
 
     /// The manifest a run started under, which it finishes under.
@@ -212,11 +222,14 @@ impl Kernel {
             .or_else(|| self.manifest.clone().filter(|m| m.hash == r.manifest))
     }
 
-    /// The manifest an open intent is dispatched under: its run's for a plan's intent,
-    /// the one in force otherwise.
-    pub fn manifest_for_origin(&self, origin: &Value) -> Option<Arc<ActiveManifest>> {
-        if origin.get("kind").and_then(Value::as_str) == Some("plan") {
-            if let Some(run) = num(origin.get("run")) {
+    /// The manifest an open intent is dispatched under: the one that allowed it when an
+    /// apply came after it, its run's for a plan's intent, else the one in force.
+    pub fn manifest_for_intent(&self, open: &OpenIntent) -> Option<Arc<ActiveManifest>> {
+        if let Some(m) = open.manifest.and_then(|h| self.manifests.get(&h)) {
+            return Some(m.clone());
+        }
+        if open.origin.get("kind").and_then(Value::as_str) == Some("plan") {
+            if let Some(run) = num(open.origin.get("run")) {
                 if let Some(m) = self.manifest_of_run(run) {
                     return Some(m);
                 }

@@ -726,6 +726,8 @@ impl Kernel {
                 grant: grant.to_string(),
                 idempotency_key: idem,
                 origin,
+                // A run finishing under an older manifest: its intents keep its grants.
+                manifest: (Some(m.hash) != self.state.manifest).then_some(m.hash),
             },
         );
         Ok(intent_hash)

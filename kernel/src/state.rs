@@ -63,11 +63,14 @@ pub struct OpenIntent {
     pub idempotency_key: String,
     /// `{"kind": "reducer", "name": …, "key"?: …}`.
     pub origin: Value,
+    /// The manifest it was allowed under, recorded when an apply swaps the manifest
+    /// while the intent is open (so it is dispatched under the grants that allowed it).
+    pub manifest: Option<Hash>,
 }
 
 impl OpenIntent {
     fn to_json(&self, hash: &Hash) -> Value {
-        json!({
+        let mut v = json!({
             "intent_hash": hash,
             "seq": canon::u64_value(self.seq),
             "kind": self.kind,
@@ -75,7 +78,11 @@ impl OpenIntent {
             "grant": self.grant,
             "idempotency_key": self.idempotency_key,
             "origin": self.origin,
-        })
+        });
+        if let (Some(m), Value::Object(o)) = (&self.manifest, &mut v) {
+            o.insert("manifest".into(), json!(m));
+        }
+        v
     }
 
     fn from_json(v: &Value) -> Result<(Hash, OpenIntent), String> {
@@ -100,6 +107,10 @@ impl OpenIntent {
                 grant: text("grant")?,
                 idempotency_key: text("idempotency_key")?,
                 origin: v.get("origin").cloned().unwrap_or(Value::Null),
+                manifest: match v.get("manifest") {
+                    None | Some(Value::Null) => None,
+                    Some(m) => Some(hash_field(m, "manifest")?),
+                },
             },
         ))
     }

@@ -101,8 +101,13 @@ impl Kernel {
             Some(h) => Some(self.load_manifest(objects, &h)?),
             None => None,
         };
-        let pinned: std::collections::BTreeSet<Hash> =
-            self.state.runs.values().map(|r| r.manifest).collect();
+        let pinned: std::collections::BTreeSet<Hash> = self
+            .state
+            .runs
+            .values()
+            .map(|r| r.manifest)
+            .chain(self.state.open.values().filter_map(|o| o.manifest))
+            .collect();
         for h in pinned {
             self.load_manifest(objects, &h)?;
         }
@@ -701,6 +706,7 @@ impl Kernel {
                         grant: g,
                         idempotency_key: idem,
                         origin,
+                        manifest: None,
                     },
                 );
             }

@@ -118,7 +118,7 @@ impl Dispatcher {
                     .map(|(hash, open)| {
                         // A plan's intent is dispatched under the manifest its run
                         // started under (its grants), even after an apply.
-                        let m = s.kernel.manifest_for_origin(&open.origin);
+                        let m = s.kernel.manifest_for_intent(open);
                         scope.spawn(move || {
                             let set = m.as_deref().map(|m| &m.set);
                             let grant =
