@@ -1646,3 +1646,79 @@ fn an_intent_open_across_an_apply_is_dispatched_under_the_grant_that_allowed_it(
     );
     common::replay_and_fsck(&root);
 }
+
+#[test]
+fn the_governance_rules_change_only_through_governance() {
+    let d = tempfile::tempdir().unwrap();
+    let ka = d.path().join("alice.ed25519");
+    let kc = d.path().join("carol.ed25519");
+    let pa = stdout(&ok(d.path(), &["keygen", s(&ka)]))
+        .trim()
+        .to_string();
+    let pc = stdout(&ok(d.path(), &["keygen", s(&kc)]))
+        .trim()
+        .to_string();
+    let (_w, root) = su_world(&[]);
+    let alice = format!("alice={pa}");
+    let carol = format!("carol={pc}");
+    // Nothing to change is refused.
+    refused(&root, &["propose"], &["governance settings to change"]);
+    refused(&root, &["propose", "--approvals", "1"], &["in force"]);
+    refused(&root, &["propose", "--approvals", "0"], &["at least 1"]);
+    let o = ok(
+        &root,
+        &[
+            "--format",
+            "json",
+            "propose",
+            "--approvals",
+            "2",
+            "--approver",
+            &alice,
+            "--approver",
+            &carol,
+            "-m",
+            "two signed approvals",
+        ],
+    );
+    let p = json_of(&o);
+    assert_eq!(p["governance"]["approvals"], 2, "{p}");
+    assert_eq!(p["manifest"], p["base_manifest"], "the manifest stays");
+    // Decided under the rules in force: one approval by anyone, a clean shadow.
+    ok(&root, &["shadow", "1", "--replay-all"]);
+    ok(&root, &["approve", "1", "--as", "dave"]);
+    ok(&root, &["apply", "1"]);
+    let info = json_of(&ok(&root, &["--format", "json", "info"]));
+    assert_eq!(info["governance"]["approvals"], 2, "{info}");
+    assert_eq!(
+        info["governance"]["approvers"]["alice"],
+        pa.as_str(),
+        "{info}"
+    );
+
+    // The next proposal is decided under the new rules.
+    propose(&root, &example("upgrade"));
+    ok(
+        &root,
+        &["shadow", "2", "--replay-all", "--accept-divergences"],
+    );
+    refused(
+        &root,
+        &["approve", "2", "--as", "dave"],
+        &["not an approver"],
+    );
+    refused(&root, &["approve", "2", "--as", "alice"], &["--key"]);
+    ok(&root, &["approve", "2", "--as", "alice", "--key", s(&ka)]);
+    refused(&root, &["apply", "2"], &["1 approval", "needs 2"]);
+    ok(&root, &["approve", "2", "--as", "carol", "--key", s(&kc)]);
+    ok(&root, &["apply", "2"]);
+    common::replay_and_fsck(&root);
+    ok(&root, &["replay", "--from-genesis", "--verify"]);
+
+    // Removing an approver goes the same way; an unknown one is named.
+    refused(&root, &["propose", "--remove-approver", "zed"], &["zed"]);
+    ok(
+        &root,
+        &["propose", "--remove-approver", "carol", "--approvals", "1"],
+    );
+}

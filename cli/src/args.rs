@@ -589,20 +589,35 @@ the current manifest). The candidate manifest is validated in full, its defs and
 are stored as objects, and a `proposed` record is journaled with a world-local id, the patch \
 hash and the author (--as NAME, else the OS user).\n\nA defmodule whose wasm_hash is a \
 placeholder keeps the world's module of that name, unless --module NAME=FILE.wasm gives new \
-code (stored first).\n\nNext: `aos shadow ID`, `aos approve ID`, `aos apply ID`.\n\n\
+code (stored first).\n\nThe governance rules themselves (recorded in the genesis record) change the same way: \
+--approvals, --require-shadow, --approver and --remove-approver propose new rules, alone or \
+with a manifest change; they are decided under the rules in force and take effect when \
+applied.\n\nNext: `aos shadow ID`, `aos approve ID`, `aos apply ID`.\n\n\
 Examples:\n  aos propose air/ -m 'add a second request'\n  aos air patch old/ new/ > p.json && \
-aos propose p.json"
+aos propose p.json\n  aos propose --approvals 2 --approver bob=ed25519:<hex> -m 'two approvers'"
 )]
 pub struct ProposeArgs {
     /// A patch document (JSON) or a directory of AIR files.
     #[arg(value_name = "PATCH|AIR_DIR")]
-    pub source: PathBuf,
+    pub source: Option<PathBuf>,
     /// A message saying what the change is for.
     #[arg(short = 'm', long = "message", value_name = "MSG")]
     pub message: Option<String>,
     /// Store FILE.wasm and fill defmodule NAME's wasm_hash with its hash (repeatable).
     #[arg(long = "module", value_name = "NAME=FILE.wasm")]
     pub modules: Vec<String>,
+    /// Change the governance rules: the approvals apply needs (at least 1).
+    #[arg(long, value_name = "N")]
+    pub approvals: Option<u32>,
+    /// Change the governance rules: whether apply needs a clean shadow report.
+    #[arg(long, value_name = "BOOL")]
+    pub require_shadow: Option<bool>,
+    /// Change the governance rules: register an approver and their public key (repeatable).
+    #[arg(long = "approver", value_name = "NAME=KEY")]
+    pub approvers: Vec<String>,
+    /// Change the governance rules: unregister an approver (repeatable).
+    #[arg(long = "remove-approver", value_name = "NAME")]
+    pub remove_approvers: Vec<String>,
 }
 
 #[derive(Debug, Args)]

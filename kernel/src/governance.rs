@@ -149,6 +149,9 @@ pub struct Proposal {
     pub shadows: Vec<ShadowMark>,
     /// The seq of its `applied` record.
     pub applied: Option<u64>,
+    /// The governance settings it puts in force when applied (a change of the rules
+    /// themselves goes through the rules in force).
+    pub settings: Option<Settings>,
 }
 
 /// The governance part of a world's state.
@@ -390,6 +393,7 @@ pub fn proposal_json(p: &Proposal) -> Value {
             "seq": canon::u64_value(s.seq), "mode": s.mode, "ok": s.ok, "report": s.report,
         })).collect::<Vec<_>>(),
         "applied": p.applied.map(canon::u64_value),
+        "governance": p.settings.as_ref().map(Settings::to_json),
     })
 }
 
@@ -465,6 +469,10 @@ fn proposal_from_json(v: &Value) -> Result<Proposal, String> {
             })
             .collect::<Result<_, String>>()?,
         applied: num(v.get("applied")),
+        settings: match v.get("governance") {
+            None | Some(Value::Null) => None,
+            Some(g) => Some(Settings::from_json(g)?),
+        },
     })
 }
 
@@ -515,11 +523,21 @@ pub fn verify_decisions(
     settings: &Settings,
     records: impl Iterator<Item = aos_store::journal::Record>,
 ) -> Vec<(u64, String)> {
+    let mut settings = settings.clone();
     let mut proposals: BTreeMap<u64, Proposal> = BTreeMap::new();
     let mut bad = Vec::new();
     for r in records {
         let id = r.body.get("id").and_then(|v| num(Some(v)));
         match (r.kind.as_str(), id) {
+            // An applied change of the rules governs the decisions after it.
+            (APPLIED, _) => {
+                if let Some(g) = r.body.get("governance").filter(|g| !g.is_null()) {
+                    match Settings::from_json(g) {
+                        Ok(s) => settings = s,
+                        Err(e) => bad.push((r.seq, e)),
+                    }
+                }
+            }
             (PROPOSED, Some(id)) => {
                 let h = |k: &str| hash(r.body.get(k), k);
                 if let (Ok(patch), Ok(base), Ok(candidate)) =
@@ -540,6 +558,7 @@ pub fn verify_decisions(
                             rejection: None,
                             shadows: Vec::new(),
                             applied: None,
+                            settings: None,
                         },
                     );
                 }
@@ -564,7 +583,7 @@ pub fn verify_decisions(
                     world: r.body.get("world").and_then(Value::as_str).unwrap_or(""),
                     signature: sig.as_ref().map(|(k, b)| (k.as_str(), b)),
                 };
-                if let Err(e) = check_signature(settings, p, &r.kind, &d) {
+                if let Err(e) = check_signature(&settings, p, &r.kind, &d) {
                     bad.push((r.seq, e.0));
                 }
             }
@@ -625,6 +644,7 @@ mod tests {
                 rejection: None,
                 shadows: Vec::new(),
                 applied: None,
+                settings: None,
             },
         );
         b

@@ -67,6 +67,13 @@ impl Kernel {
                 }
                 let base = hash("base_manifest")?;
                 let candidate = hash("manifest")?;
+                let settings = match body.get("governance") {
+                    None | Some(Value::Null) => None,
+                    Some(g) => Some(
+                        governance::Settings::from_json(g)
+                            .map_err(|e| bad(format!("its governance settings: {e}")))?,
+                    ),
+                };
                 if active != Some(base) {
                     return Err(bad(format!(
                         "the proposal's base manifest {base} is not the manifest in force"
@@ -90,6 +97,7 @@ impl Kernel {
                         rejection: None,
                         shadows: Vec::new(),
                         applied: None,
+                        settings,
                     },
                 );
             }
@@ -165,12 +173,29 @@ impl Kernel {
                         p.candidate
                     )));
                 }
+                let stated = body.get("governance").filter(|g| !g.is_null());
+                if stated
+                    != p.settings
+                        .as_ref()
+                        .map(governance::Settings::to_json)
+                        .as_ref()
+                {
+                    return Err(bad(format!(
+                        "its governance settings are not those of proposal {id}"
+                    )));
+                }
                 let m = self
                     .load_manifest(objects, &manifest)
                     .map_err(|e| bad(e.to_string()))?;
-                if let Some(p) = self.state.governance.proposals.get_mut(&id) {
+                let book = &mut self.state.governance;
+                let mut rules = None;
+                if let Some(p) = book.proposals.get_mut(&id) {
                     p.status = Status::Applied;
                     p.applied = Some(seq);
+                    rules = p.settings.clone();
+                }
+                if let Some(r) = rules {
+                    book.settings = r;
                 }
                 // Open intents keep the manifest that allowed them.
                 if let Some(old) = active {

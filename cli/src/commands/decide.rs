@@ -138,13 +138,17 @@ pub fn apply(ctx: &Ctx, a: ApplyArgs) -> anyhow::Result<Outcome> {
         .check_apply(a.id, active.as_ref())
         .map_err(refused)?;
     let (base, candidate) = (p.base, p.candidate);
-    let body = json!({
+    let rules = p.settings.as_ref().map(governance::Settings::to_json);
+    let mut body = json!({
         "id": a.id,
         "patch": p.patch,
         "base_manifest": base,
         "manifest": candidate,
         "origin": ctx.origin(),
     });
+    if let (Some(r), Value::Object(o)) = (&rules, &mut body) {
+        o.insert("governance".into(), r.clone());
+    }
     let inj = s.govern(APPLIED, body)?;
     let in_flight = s
         .kernel
@@ -160,11 +164,15 @@ pub fn apply(ctx: &Ctx, a: ApplyArgs) -> anyhow::Result<Outcome> {
             "seq": inj.seq,
             "base_manifest": base,
             "manifest": candidate,
+            "governance": rules,
             "runs_on_old_manifest": in_flight,
         }))?;
     } else {
         println!("applied proposal {} (seq {})", a.id, inj.seq);
         println!("  manifest {base} -> {candidate}");
+        if let Some(r) = &rules {
+            println!("  governance -> {r}");
+        }
         if in_flight > 0 {
             println!(
                 "  {in_flight} plan run{} in flight finish{} under the old manifest",

@@ -12,15 +12,12 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
     let mut w = World::open(&root, Access::Read)?;
     warn_all(w.warnings());
     let head = w.journal.head();
-    let manifest = super::active_manifest(&w.journal)?;
-    // The governance rules are recorded in the genesis record.
-    let governance = match w.journal.read(0) {
-        Ok((r, _)) => aos_kernel::governance::Settings::from_json(
-            r.body.get("governance").unwrap_or(&serde_json::Value::Null),
-        )
-        .ok(),
-        Err(_) => None,
-    };
+    // The manifest and the governance rules in force: genesis, then applied changes.
+    let in_force = super::in_force(&w.journal)?;
+    let manifest = in_force.as_ref().and_then(|f| f.manifest);
+    let governance = in_force
+        .as_ref()
+        .and_then(|f| aos_kernel::governance::Settings::from_json(&f.rules).ok());
     let objects = w.objects.ledger_len()?;
     let c = &w.config;
     if ctx.json() {

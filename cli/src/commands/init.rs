@@ -96,19 +96,7 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> anyhow::Result<Outcome> {
         gov.approvals = n;
     }
     gov.require_shadow = !args.no_shadow_required;
-    for a in &args.approvers {
-        let Some((name, key)) = a.split_once('=') else {
-            return user(format!(
-                "--approver {a:?}: write NAME=ed25519:<hex> (see `aos keygen`)"
-            ));
-        };
-        if let Err(e) = aos_store::receipt::parse_public_key(key) {
-            return user(format!(
-                "--approver {name}: {e} (`aos keygen FILE` prints one)"
-            ));
-        }
-        gov.approvers.insert(name.to_string(), key.to_string());
-    }
+    gov.approvers.extend(parse_approvers(&args.approvers)?);
     if gov != aos_kernel::governance::Settings::default() {
         body.insert("governance".into(), gov.to_json());
     }
@@ -147,4 +135,23 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> anyhow::Result<Outcome> {
         }
     }
     Ok(Outcome::Ok)
+}
+
+/// `--approver NAME=KEY` arguments: the name and a parsed ed25519 public key.
+pub fn parse_approvers(args: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for a in args {
+        let Some((name, key)) = a.split_once('=').filter(|(n, _)| !n.is_empty()) else {
+            return user(format!(
+                "--approver {a:?}: write NAME=ed25519:<hex> (see `aos keygen`)"
+            ));
+        };
+        if let Err(e) = aos_store::receipt::parse_public_key(key) {
+            return user(format!(
+                "--approver {name}: {e} (`aos keygen FILE` prints one)"
+            ));
+        }
+        out.push((name.to_string(), key.to_string()));
+    }
+    Ok(out)
 }

@@ -171,6 +171,20 @@ pub fn active_manifest(
 pub fn active_manifest_record(
     journal: &aos_store::journal::Journal,
 ) -> anyhow::Result<Option<(Option<aos_store::Hash>, u64, String)>> {
+    Ok(in_force(journal)?.map(|f| (f.manifest, f.seq, f.kind)))
+}
+
+/// What the journal puts in force: the manifest (with the seq and kind of the record
+/// that named it) and the governance rules.
+pub struct InForce {
+    pub manifest: Option<aos_store::Hash>,
+    pub seq: u64,
+    pub kind: String,
+    pub rules: Value,
+}
+
+/// Read [`InForce`] from the genesis record and the `applied` records after it.
+pub fn in_force(journal: &aos_store::journal::Journal) -> anyhow::Result<Option<InForce>> {
     if journal.is_empty() {
         return Ok(None);
     }
@@ -180,7 +194,12 @@ pub fn active_manifest_record(
             .and_then(|s| s.parse().ok())
     };
     let (rec, _) = journal.read(0)?;
-    let mut active = (hash_of(&rec.body), 0, rec.kind);
+    let mut f = InForce {
+        manifest: hash_of(&rec.body),
+        seq: 0,
+        kind: rec.kind,
+        rules: rec.body.get("governance").cloned().unwrap_or(Value::Null),
+    };
     let needle = br#""kind":"applied""#;
     let mut it = journal.iter_from(1)?;
     while let Some(item) = it.next_line() {
@@ -190,10 +209,13 @@ pub fn active_manifest_record(
         }
         let r = aos_store::journal::parse_line(journal.path(), seq, offset, line)?;
         if r.kind == aos_kernel::governance::APPLIED {
-            active = (hash_of(&r.body), seq, r.kind);
+            if let Some(g) = r.body.get("governance").filter(|g| !g.is_null()) {
+                f.rules = g.clone();
+            }
+            (f.manifest, f.seq, f.kind) = (hash_of(&r.body), seq, r.kind);
         }
     }
-    Ok(Some(active))
+    Ok(Some(f))
 }
 
 /// Print a JSON value on one line to stdout.

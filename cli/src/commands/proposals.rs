@@ -82,6 +82,9 @@ pub fn run(ctx: &Ctx, cmd: ProposalsCommand) -> anyhow::Result<Outcome> {
             }
             println!("  patch     {}", p.patch);
             println!("  manifest  {} -> {}", p.base, p.candidate);
+            if let Some(r) = &p.settings {
+                println!("  rules     -> {}", r.to_json());
+            }
             for a in &p.approvals {
                 let signed = a
                     .public_key

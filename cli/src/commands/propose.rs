@@ -7,17 +7,18 @@ use std::path::Path;
 use std::sync::Arc;
 
 use air_fmt::assemble::{assemble, fill_wasm_hashes};
+use air_fmt::load::{load, AirSet};
 use air_fmt::model::{Def, HashRef};
 use air_fmt::patch::PatchDoc;
-use air_fmt::{load::load, DefKind, Name};
-use aos_kernel::governance::PROPOSED;
+use air_fmt::{DefKind, Name};
+use aos_kernel::governance::{Settings, PROPOSED};
 use aos_kernel::manifest::ActiveManifest;
-use aos_kernel::session::BootOptions;
+use aos_kernel::session::{BootOptions, Session};
 use aos_store::world::Access;
 use aos_store::Hash;
 use serde_json::{json, Value};
 
-use super::air::{print_diags, read_modules, read_sources};
+use super::air::{print_diags, read_modules, read_sources, ModuleFile};
 use super::session::open;
 use super::{print_json, Ctx};
 use crate::args::ProposeArgs;
@@ -83,23 +84,34 @@ fn read_patch(file: &Path) -> anyhow::Result<PatchDoc> {
     })
 }
 
-pub fn run(ctx: &Ctx, a: ProposeArgs) -> anyhow::Result<Outcome> {
-    let modules = read_modules(&a.modules)?;
+/// A change of the manifest: the patch, the candidate set and its assembly, and the
+/// objects to store (modules given with --module, defs, the manifest).
+struct ManifestChange {
+    patch: PatchDoc,
+    candidate: AirSet,
+    manifest_hash: Hash,
+    objects: Vec<Vec<u8>>,
+}
+
+/// Compile `source` (a patch document or an AIR directory) against the manifest in
+/// force; every refusal names what is wrong and nothing is stored.
+fn manifest_change(
+    s: &Session,
+    source: &Path,
+    active: &ActiveManifest,
+    modules: Vec<ModuleFile>,
+) -> anyhow::Result<ManifestChange> {
     let module_map: BTreeMap<Name, Hash> =
         modules.iter().map(|m| (m.name.clone(), m.hash)).collect();
-    let mut s = open(ctx, Access::Write, BootOptions::default())?;
-    let Some(active) = s.kernel.manifest.clone() else {
-        return user("this world has no manifest to change; create it with `aos init --air DIR`");
-    };
-    let patch = if a.source.is_dir() {
-        patch_from_dir(&a.source, &active, &module_map)?
+    let patch = if source.is_dir() {
+        patch_from_dir(source, active, &module_map)?
     } else {
-        read_patch(&a.source)?
+        read_patch(source)?
     };
     if patch.is_empty() {
         return user(format!(
             "{} changes nothing in the manifest in force ({}); nothing was proposed",
-            a.source.display(),
+            source.display(),
             active.hash
         ));
     }
@@ -128,7 +140,7 @@ pub fn run(ctx: &Ctx, a: ProposeArgs) -> anyhow::Result<Outcome> {
     if assembled.manifest_hash == active.hash {
         return user(format!(
             "{} yields the manifest in force ({}) unchanged; nothing was proposed",
-            a.source.display(),
+            source.display(),
             active.hash
         ));
     }
@@ -145,25 +157,86 @@ pub fn run(ctx: &Ctx, a: ProposeArgs) -> anyhow::Result<Outcome> {
             return user(format!("--module {:?} refused: {e}", m.spec));
         }
     }
-    let patch_json = patch.to_json();
-    let patch_bytes = aos_store::canon::value_to_vec(&patch_json)?;
     let mut objects: Vec<Vec<u8>> = modules.into_iter().map(|m| m.bytes).collect();
     for (_, value) in assembled.defs.values() {
         objects.push(aos_store::canon::value_to_vec(value)?);
     }
     objects.push(aos_store::canon::value_to_vec(&assembled.manifest)?);
-    objects.push(patch_bytes.clone());
+    Ok(ManifestChange {
+        patch,
+        candidate,
+        manifest_hash: assembled.manifest_hash,
+        objects,
+    })
+}
+
+/// The governance settings the flags ask for, if they change the rules in force.
+fn rules_change(a: &ProposeArgs, current: &Settings) -> anyhow::Result<Option<Settings>> {
+    let mut next = current.clone();
+    if let Some(n) = a.approvals {
+        next.approvals = n;
+    }
+    if let Some(b) = a.require_shadow {
+        next.require_shadow = b;
+    }
+    for (name, key) in super::init::parse_approvers(&a.approvers)? {
+        next.approvers.insert(name, key);
+    }
+    for name in &a.remove_approvers {
+        if next.approvers.remove(name).is_none() {
+            return user(format!(
+                "--remove-approver {name}: not a registered approver (see `aos info`)"
+            ));
+        }
+    }
+    // The same checks as settings read from the journal.
+    Settings::from_json(&next.to_json()).map_err(|e| UserError(e.clone()))?;
+    Ok((next != *current).then_some(next))
+}
+
+pub fn run(ctx: &Ctx, a: ProposeArgs) -> anyhow::Result<Outcome> {
+    let modules = read_modules(&a.modules)?;
+    let mut s = open(ctx, Access::Write, BootOptions::default())?;
+    let Some(active) = s.kernel.manifest.clone() else {
+        return user("this world has no manifest to change; create it with `aos init --air DIR`");
+    };
+    let rules = rules_change(&a, &s.kernel.governance().settings)?;
+    let change = match &a.source {
+        Some(src) => Some(manifest_change(&s, src, &active, modules)?),
+        None if rules.is_some() => None,
+        None if a.approvals.is_some()
+            || a.require_shadow.is_some()
+            || !a.approvers.is_empty()
+            || !a.remove_approvers.is_empty() =>
+        {
+            return user("these governance settings are the ones in force; nothing was proposed")
+        }
+        None => {
+            return user(
+                "give a patch document or an AIR directory, or governance settings to change (--approvals, --require-shadow, --approver, --remove-approver)",
+            )
+        }
+    };
+    // The change document: the patch (possibly without operations) and the new rules;
+    // its hash is what approvers sign.
+    let mut doc = match &change {
+        Some(c) => c.patch.to_json(),
+        None => json!({"version": "1", "base_manifest_hash": active.hash, "patches": []}),
+    };
+    if let (Some(r), Value::Object(o)) = (&rules, &mut doc) {
+        o.insert("governance".into(), r.to_json());
+    }
+    let doc_bytes = aos_store::canon::value_to_vec(&doc)?;
     let mut batch = s.world.objects.batch();
-    for o in &objects {
+    for o in change.iter().flat_map(|c| c.objects.iter()) {
         batch.put_bytes(o)?;
     }
+    batch.put_bytes(&doc_bytes)?;
     batch.commit()?;
-    let patch_hash = Hash::of(&patch_bytes);
+    let patch_hash = Hash::of(&doc_bytes);
+    let candidate_hash = change.as_ref().map_or(active.hash, |c| c.manifest_hash);
     // The kernel loads the stored candidate the way `apply` will, before it is journaled.
-    let loaded = Arc::new(ActiveManifest::load(
-        &s.world.objects,
-        &assembled.manifest_hash,
-    )?);
+    let loaded = Arc::new(ActiveManifest::load(&s.world.objects, &candidate_hash)?);
     let id = s.kernel.governance().next_id();
     let mut body = json!({
         "id": id,
@@ -172,12 +245,19 @@ pub fn run(ctx: &Ctx, a: ProposeArgs) -> anyhow::Result<Outcome> {
         "manifest": loaded.hash,
         "origin": ctx.origin(),
     });
-    if let (Some(msg), Value::Object(o)) = (&a.message, &mut body) {
-        o.insert("message".into(), Value::String(msg.clone()));
+    if let Value::Object(o) = &mut body {
+        if let Some(msg) = &a.message {
+            o.insert("message".into(), Value::String(msg.clone()));
+        }
+        if let Some(r) = &rules {
+            o.insert("governance".into(), r.to_json());
+        }
     }
     let inj = s.govern(PROPOSED, body)?;
     s.finish()?;
-    let d = air_fmt::diff::diff(&active.set, &candidate);
+    let candidate = change.as_ref().map_or(&active.set, |c| &c.candidate);
+    let d = air_fmt::diff::diff(&active.set, candidate);
+    let operations = change.as_ref().map_or(0, |c| c.patch.patches.len());
     if ctx.json() {
         print_json(&json!({
             "id": id,
@@ -185,18 +265,23 @@ pub fn run(ctx: &Ctx, a: ProposeArgs) -> anyhow::Result<Outcome> {
             "patch": patch_hash,
             "base_manifest": active.hash,
             "manifest": loaded.hash,
-            "operations": patch.patches.len(),
+            "operations": operations,
+            "governance": rules.as_ref().map(Settings::to_json),
             "diff": serde_json::to_value(&d)?,
         }))?;
     } else {
         println!(
-            "proposal {id} (seq {}): patch {patch_hash}, {} operation{}",
+            "proposal {id} (seq {}): patch {patch_hash}, {operations} operation{}",
             inj.seq,
-            patch.patches.len(),
-            if patch.patches.len() == 1 { "" } else { "s" }
+            if operations == 1 { "" } else { "s" }
         );
         println!("  manifest {} -> {}", active.hash, loaded.hash);
-        print!("{}", air_fmt::diff::render_text(&d, false));
+        if let Some(r) = &rules {
+            println!("  governance -> {}", r.to_json());
+        }
+        if change.is_some() {
+            print!("{}", air_fmt::diff::render_text(&d, false));
+        }
         ctx.info(&format!(
             "next: `aos shadow {id}` to rehearse it, `aos approve {id}`, then `aos apply {id}`"
         ));
