@@ -32,6 +32,14 @@ fi
 step "$AOS" state demo/CounterSM@1 --at 4
 step "$AOS" snapshot
 step "$AOS" log -n 4
+# Changing the world's own rules goes through governance: propose, rehearse, approve, apply.
+step "$AOS" propose --approvals 2 -m "two approvals from now on"
+step "$AOS" shadow 1 --replay-all
+step "$AOS" approve 1 --as alice
+step "$AOS" apply 1
+step "$AOS" proposals ls
+# Where did the counter's state come from?
+step "$AOS" why demo/CounterSM@1
 step "$AOS" replay --verify
 step "$AOS" fsck
 step "$AOS" info

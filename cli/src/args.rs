@@ -56,7 +56,7 @@ pub enum Command {
     /// Manage worlds (init, fork) under one noun.
     #[command(subcommand)]
     World(WorldCommand),
-    /// Show the world's id, head, counts and keys.
+    /// Show the world's id, head, counts, keys, manifest in force and governance rules.
     Info,
     /// Show the journal, newest record first.
     Log(LogArgs),
@@ -118,7 +118,7 @@ aos secret rm OPENAI_API_KEY"
     Approve(DecideArgs),
     /// Reject a proposal; it can no longer be approved or applied.
     Reject(DecideArgs),
-    /// Make an approved proposal's manifest the one in force.
+    /// Put an approved proposal in force: its manifest (and governance rules, if it changes them).
     Apply(ApplyArgs),
     /// List proposals and show one: its patch, decisions, shadow reports and manifest diff.
     #[command(subcommand)]

@@ -358,10 +358,15 @@ impl Book {
     }
 
     /// The seq of the `applied` record that put `manifest` in force, if one did.
+    /// (A proposal that changed only the rules put no manifest in force.)
     pub fn applied_seq_of(&self, manifest: Option<&Hash>) -> Option<u64> {
         self.proposals
             .values()
-            .filter(|p| p.status == Status::Applied && Some(&p.candidate) == manifest)
+            .filter(|p| {
+                p.status == Status::Applied
+                    && p.candidate != p.base
+                    && Some(&p.candidate) == manifest
+            })
             .filter_map(|p| p.applied)
             .max()
     }

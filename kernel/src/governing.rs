@@ -203,9 +203,13 @@ impl Kernel {
                         o.manifest.get_or_insert(old);
                     }
                 }
+                // Records derived under a new manifest cite the apply that put it in
+                // force; a change of the rules alone changes nothing they depend on.
+                if active != Some(manifest) {
+                    self.applied_at = Some(seq);
+                }
                 self.manifest = Some(m);
                 self.state.manifest = Some(manifest);
-                self.applied_at = Some(seq);
                 self.prune_manifests();
             }
             _ => {}

@@ -232,7 +232,9 @@ pub fn replay_inputs(
         {
             // The candidate stays in force; an apply recorded here is still what the
             // journal's records after it cite.
-            if rec.kind == crate::governance::APPLIED {
+            if rec.kind == crate::governance::APPLIED
+                && rec.body.get("manifest") != rec.body.get("base_manifest")
+            {
                 fork.applied_at = Some(rec.seq);
             }
             vseq_next = vseq_next.max(rec.seq + 1);

@@ -1,7 +1,7 @@
 //! `aos proposals ls|show ID`: the world's proposals as the kernel's governance state
 //! holds them (from the journal), with the manifest diff of one proposal.
 
-use aos_kernel::governance::{approval_bytes, proposal_json, Proposal, APPROVED, REJECTED};
+use aos_kernel::governance::{approval_bytes, proposal_json, Proposal, Status, APPROVED, REJECTED};
 use aos_kernel::manifest::ActiveManifest;
 use aos_kernel::session::BootOptions;
 use aos_store::world::Access;
@@ -36,12 +36,19 @@ pub fn run(ctx: &Ctx, cmd: ProposalsCommand) -> anyhow::Result<Outcome> {
                 ctx.info("no proposals yet; start one with `aos propose AIR_DIR|PATCH`");
             }
             for p in book.proposals.values() {
+                // An open proposal against the approvals it needs now; a decided one
+                // against nothing (the rules may have changed since).
+                let approvals = match p.status {
+                    Status::Proposed => {
+                        format!("{}/{}", p.approvals.len(), book.settings.approvals)
+                    }
+                    _ => p.approvals.len().to_string(),
+                };
                 println!(
-                    "{:>4}  {:<9} {}/{} approvals  {:<21} {:<12} {}",
+                    "{:>4}  {:<9} {:>3} approvals  {:<21} {:<12} {}",
                     p.id,
                     p.status.as_str(),
-                    p.approvals.len(),
-                    book.settings.approvals,
+                    approvals,
                     shadow_verdict(p),
                     p.author,
                     p.message.as_deref().unwrap_or("")

@@ -207,7 +207,14 @@ fn eval_at(expr: &Expr, env: &Env, depth: usize) -> Result<Value, EvalError> {
             }
             keyed.sort_by(|a, b| a.0.cmp(&b.0));
             keyed.dedup_by(|a, b| a.0 == b.0);
-            Ok(Value::Array(keyed.into_iter().map(|(_, v)| v).collect()))
+            // Each member in its canonical form, so that of members equal in canonical
+            // form (0 and -0.0) the output does not depend on which came first.
+            Ok(Value::Array(
+                keyed
+                    .into_iter()
+                    .map(|(k, v)| serde_json::from_slice(&k).unwrap_or(v))
+                    .collect(),
+            ))
         }
         Expr::Map(entries) => {
             let mut pairs = Vec::with_capacity(entries.len());
