@@ -1521,8 +1521,28 @@ fn approvals_cannot_be_set_to_zero() {
         &["init", "w", "--air", s(&air), "--approvals", "0"],
     );
     expect_code(&o, 2);
-    assert!(stderr(&o).contains("at least 1"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--approvals"), "{}", stderr(&o));
     assert!(!d.path().join("w/.aos").exists());
+    // Nor above the number of registered approvers: nothing could ever be applied.
+    let pk = stdout(&ok(d.path(), &["keygen", s(&d.path().join("k"))]))
+        .trim()
+        .to_string();
+    let one = format!("alice={pk}");
+    let o = aos(
+        d.path(),
+        &[
+            "init",
+            "w",
+            "--air",
+            s(&air),
+            "--approvals",
+            "2",
+            "--approver",
+            &one,
+        ],
+    );
+    expect_code(&o, 2);
+    assert!(stderr(&o).contains("only 1 approver"), "{}", stderr(&o));
 }
 
 #[test]
@@ -1664,7 +1684,7 @@ fn the_governance_rules_change_only_through_governance() {
     // Nothing to change is refused.
     refused(&root, &["propose"], &["governance settings to change"]);
     refused(&root, &["propose", "--approvals", "1"], &["in force"]);
-    refused(&root, &["propose", "--approvals", "0"], &["at least 1"]);
+    refused(&root, &["propose", "--approvals", "0"], &["--approvals"]);
     let o = ok(
         &root,
         &[
@@ -1721,4 +1741,127 @@ fn the_governance_rules_change_only_through_governance() {
         &root,
         &["propose", "--remove-approver", "carol", "--approvals", "1"],
     );
+}
+
+#[test]
+fn a_rules_change_applies_only_over_the_rules_it_was_proposed_under() {
+    let d = tempfile::tempdir().unwrap();
+    let keys: Vec<(PathBuf, String)> = ["alice", "mallory"]
+        .iter()
+        .map(|n| {
+            let f = d.path().join(format!("{n}.ed25519"));
+            let pk = stdout(&ok(d.path(), &["keygen", s(&f)])).trim().to_string();
+            (f, pk)
+        })
+        .collect();
+    let alice = format!("alice={}", keys[0].1);
+    let mallory = format!("mallory={}", keys[1].1);
+    let (_w, root) = su_world(&[
+        "--no-shadow-required",
+        "--approver",
+        &alice,
+        "--approver",
+        &mallory,
+    ]);
+    // #1 carries both approvers; #2 removes mallory.
+    ok(
+        &root,
+        &["propose", "--require-shadow", "true", "-m", "innocuous"],
+    );
+    ok(
+        &root,
+        &[
+            "propose",
+            "--remove-approver",
+            "mallory",
+            "-m",
+            "remove mallory",
+        ],
+    );
+    ok(
+        &root,
+        &["approve", "2", "--as", "alice", "--key", s(&keys[0].0)],
+    );
+    ok(&root, &["apply", "2"]);
+    ok(
+        &root,
+        &["approve", "1", "--as", "alice", "--key", s(&keys[0].0)],
+    );
+    refused(
+        &root,
+        &["apply", "1"],
+        &["rules changed since", "re-propose"],
+    );
+    let info = json_of(&ok(&root, &["--format", "json", "info"]));
+    assert!(
+        info["governance"]["approvers"].get("mallory").is_none(),
+        "{info}"
+    );
+
+    // An unchanged AIR directory with a rules change proposes the rules change alone.
+    let o = ok(
+        &root,
+        &[
+            "--format",
+            "json",
+            "propose",
+            s(&example("air")),
+            "--require-shadow",
+            "true",
+        ],
+    );
+    let p = json_of(&o);
+    assert_eq!(p["operations"], 0, "{p}");
+    assert_eq!(p["governance"]["require_shadow"], true, "{p}");
+}
+
+#[test]
+fn approvals_made_under_earlier_rules_no_longer_count() {
+    let d = tempfile::tempdir().unwrap();
+    let key = d.path().join("alice.ed25519");
+    let pk = stdout(&ok(d.path(), &["keygen", s(&key)]))
+        .trim()
+        .to_string();
+    let alice = format!("alice={pk}");
+    let (_w, root) = su_world(&["--no-shadow-required"]);
+    propose(&root, &example("upgrade"));
+    ok(&root, &["approve", "1", "--as", "mallory"]);
+    // Now only alice, signing, may approve.
+    ok(&root, &["propose", "--approver", &alice]);
+    ok(&root, &["approve", "2", "--as", "bob"]);
+    ok(&root, &["apply", "2"]);
+    refused(&root, &["apply", "1"], &["no longer count", "approve 1"]);
+    ok(&root, &["approve", "1", "--as", "alice", "--key", s(&key)]);
+    ok(&root, &["apply", "1"]);
+    common::replay_and_fsck(&root);
+}
+
+#[test]
+fn a_rules_change_in_the_record_must_be_the_one_approvers_signed() {
+    let (_w, root) = su_world(&["--no-shadow-required"]);
+    ok(&root, &["propose", "--approvals", "2", "-m", "two"]);
+    ok(&root, &["approve", "1", "--as", "alice"]);
+    ok(&root, &["apply", "1"]);
+    common::replay_and_fsck(&root);
+    // Rewrite the rules in the proposed and applied records (not in the patch object)
+    // and re-chain: every check that re-derives or audits finds it.
+    let text = std::fs::read_to_string(root.join(".aos/journal")).unwrap();
+    let mut lines: Vec<Vec<u8>> = text.lines().map(|l| l.as_bytes().to_vec()).collect();
+    let mut first = None;
+    for (i, l) in lines.iter_mut().enumerate() {
+        let mut v: Value = serde_json::from_slice(l).unwrap();
+        if v["kind"] == "proposed" || v["kind"] == "applied" {
+            v["body"]["governance"]["approvals"] = json!(1);
+            v["body"]["governance"]["require_shadow"] = json!(false);
+            *l = serde_json::to_vec(&v).unwrap();
+            first.get_or_insert(i);
+        }
+    }
+    common::write_journal(&root, lines, first.unwrap(), true);
+    let o = aos(&root, &["fsck"]);
+    expect_code(&o, 1);
+    assert!(stdout(&o).contains("proposal_mismatch"), "{}", stdout(&o));
+    let o = aos(&root, &["replay", "--from-genesis"]);
+    assert_ne!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(both(&o).contains("patch object"), "{}", both(&o));
 }

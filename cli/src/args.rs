@@ -328,7 +328,7 @@ pub struct InitArgs {
     /// Approvals `aos apply` needs, from distinct approvers (default 1, at least 1);
     /// recorded in the genesis record like the limits. Without registered approvers
     /// (--approver) the names are not checked: any --as NAME counts.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub approvals: Option<u32>,
     /// Let `aos apply` go ahead without a clean shadow report of the proposal.
     #[arg(long)]
@@ -607,7 +607,7 @@ pub struct ProposeArgs {
     #[arg(long = "module", value_name = "NAME=FILE.wasm")]
     pub modules: Vec<String>,
     /// Change the governance rules: the approvals apply needs (at least 1).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub approvals: Option<u32>,
     /// Change the governance rules: whether apply needs a clean shadow report.
     #[arg(long, value_name = "BOOL")]
@@ -720,7 +720,8 @@ pub struct ProposalShowArgs {
 #[derive(Debug, Args)]
 #[command(
     after_help = "FILE is created with mode 0600 and must not exist. Give the printed public \
-key to whoever registers approvers (`aos init --approver NAME=KEY`).\n\nExample:\n  aos \
+key to whoever registers approvers (`aos init --approver NAME=KEY`, or in a world that exists \
+`aos propose --approver NAME=KEY`).\n\nExample:\n  aos \
 keygen ~/.aos/alice.ed25519"
 )]
 pub struct KeygenArgs {

@@ -87,6 +87,14 @@ impl Settings {
                 s.approvers.insert(name.clone(), key.to_string());
             }
         }
+        if !s.approvers.is_empty() && s.approvals as usize > s.approvers.len() {
+            return Err(format!(
+                "governance.approvals is {}, but only {} approver{} registered: no apply could ever be approved",
+                s.approvals,
+                s.approvers.len(),
+                if s.approvers.len() == 1 { " is" } else { "s are" }
+            ));
+        }
         Ok(s)
     }
 }
@@ -152,6 +160,9 @@ pub struct Proposal {
     /// The governance settings it puts in force when applied (a change of the rules
     /// themselves goes through the rules in force).
     pub settings: Option<Settings>,
+    /// For a change of the rules: the rules in force when it was proposed (it applies
+    /// only over those, as a patch applies only over its base manifest).
+    pub base_rules: Option<Settings>,
 }
 
 /// The governance part of a world's state.
@@ -300,15 +311,37 @@ impl Book {
                 active.map_or("none".to_string(), |h| h.to_string())
             ));
         }
-        let have = p.approvals.len();
+        if p.settings.is_some() && p.base_rules.as_ref() != Some(&self.settings) {
+            return refuse(format!(
+                "proposal {id} changes the governance rules, but the rules changed since it was proposed; re-propose the change against the rules in force (`aos info` shows them)"
+            ));
+        }
+        // Only approvals that are valid under the rules in force count: when approvers
+        // are registered, by a registered approver with the key registered now.
+        let valid = |a: &&Decision| {
+            self.settings.approvers.is_empty()
+                || self
+                    .settings
+                    .approvers
+                    .get(&a.approver)
+                    .is_some_and(|k| Some(k) == a.public_key.as_ref())
+        };
+        let have = p.approvals.iter().filter(valid).count();
+        let stale = p.approvals.len() - have;
         let need = self.settings.approvals as usize;
         if have < need {
+            let note = if stale > 0 {
+                format!(" ({stale} more made under earlier rules no longer count)")
+            } else {
+                String::new()
+            };
             return refuse(format!(
-                "proposal {id} has {have} approval{} and this world needs {need}; run `aos approve {id}`",
+                "proposal {id} has {have} approval{}{note} and this world needs {need}; run `aos approve {id}`",
                 if have == 1 { "" } else { "s" }
             ));
         }
-        if self.settings.require_shadow {
+        // A change of the rules alone changes nothing a rehearsal could run.
+        if self.settings.require_shadow && p.candidate != p.base {
             // A report that rehearsed nothing does not count; of the others, the latest
             // of each kind (sample events, replay of all inputs, replay of recent ones)
             // must be clean: a failing replay is not cleared by a passing sample run.
@@ -383,7 +416,7 @@ fn decision_json(d: &Decision) -> Value {
 }
 
 pub fn proposal_json(p: &Proposal) -> Value {
-    json!({
+    let mut v = json!({
         "id": canon::u64_value(p.id),
         "seq": canon::u64_value(p.seq),
         "patch": p.patch,
@@ -398,8 +431,16 @@ pub fn proposal_json(p: &Proposal) -> Value {
             "seq": canon::u64_value(s.seq), "mode": s.mode, "ok": s.ok, "report": s.report,
         })).collect::<Vec<_>>(),
         "applied": p.applied.map(canon::u64_value),
-        "governance": p.settings.as_ref().map(Settings::to_json),
-    })
+    });
+    // Written only for changes of the rules, so states without any keep their hashes.
+    if let (Some(g), Value::Object(o)) = (&p.settings, &mut v) {
+        o.insert("governance".into(), g.to_json());
+        o.insert(
+            "base_governance".into(),
+            p.base_rules.as_ref().map_or(Value::Null, Settings::to_json),
+        );
+    }
+    v
 }
 
 fn num(v: Option<&Value>) -> Option<u64> {
@@ -478,6 +519,10 @@ fn proposal_from_json(v: &Value) -> Result<Proposal, String> {
             None | Some(Value::Null) => None,
             Some(g) => Some(Settings::from_json(g)?),
         },
+        base_rules: match v.get("base_governance") {
+            None | Some(Value::Null) => None,
+            Some(g) => Some(Settings::from_json(g)?),
+        },
     })
 }
 
@@ -519,6 +564,16 @@ pub fn who(body: &Value) -> String {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string()
+}
+
+/// Whether a `proposed` record's body says what its patch object says: the same base
+/// manifest and the same new rules (or none). Approvers sign the patch object's hash,
+/// so this binds what they signed to what the record puts in force.
+pub fn patch_matches_record(patch: &Value, body: &Value) -> bool {
+    let present = |v: &Value, k: &str| v.get(k).filter(|g| !g.is_null()).cloned();
+    patch.get("base_manifest_hash").and_then(Value::as_str)
+        == body.get("base_manifest").and_then(Value::as_str)
+        && present(patch, "governance") == present(body, "governance")
 }
 
 /// Check the signature of every signed decision (`approved`, `rejected`) in `records`
@@ -564,6 +619,7 @@ pub fn verify_decisions(
                             shadows: Vec::new(),
                             applied: None,
                             settings: None,
+                            base_rules: None,
                         },
                     );
                 }
@@ -650,6 +706,7 @@ mod tests {
                 shadows: Vec::new(),
                 applied: None,
                 settings: None,
+                base_rules: None,
             },
         );
         b
@@ -858,6 +915,42 @@ mod tests {
             Settings::from_json(&Value::Null).unwrap(),
             Settings::default()
         );
+        let (_, pk) = key(7);
+        assert!(
+            Settings::from_json(&json!({"approvals": 2, "approvers": {"a": pk}}))
+                .unwrap_err()
+                .contains("only 1 approver")
+        );
+    }
+
+    #[test]
+    fn a_proposal_without_a_rules_change_keeps_its_old_json() {
+        let b = book(Settings::default());
+        let v = proposal_json(b.get(1).unwrap());
+        assert!(
+            v.get("governance").is_none() && v.get("base_governance").is_none(),
+            "{v}"
+        );
+    }
+
+    #[test]
+    fn only_approvals_valid_under_the_rules_in_force_count() {
+        let (_, pa) = key(6);
+        let mut b = book(Settings {
+            require_shadow: false,
+            ..Settings::default()
+        });
+        approve(&mut b, "mallory", 6);
+        assert!(b.check_apply(1, Some(&h(2))).is_ok());
+        b.settings.approvers.insert("alice".into(), pa.clone());
+        let e = b.check_apply(1, Some(&h(2))).unwrap_err().0;
+        assert!(e.contains("no longer count"), "{e}");
+        b.proposals.get_mut(&1).unwrap().approvals.push(Decision {
+            seq: 7,
+            approver: "alice".into(),
+            public_key: Some(pa),
+        });
+        assert!(b.check_apply(1, Some(&h(2))).is_ok());
     }
 
     proptest! {

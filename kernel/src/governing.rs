@@ -74,6 +74,16 @@ impl Kernel {
                             .map_err(|e| bad(format!("its governance settings: {e}")))?,
                     ),
                 };
+                // What approvers sign is the patch object's hash: it must say what the
+                // record says (the base manifest, and the new rules if any).
+                let patch: Value = objects
+                    .get_json(&hash("patch")?)
+                    .map_err(|e| bad(format!("its patch object: {e}")))?;
+                if !governance::patch_matches_record(&patch, body) {
+                    return Err(bad(
+                        "its patch object does not say what the record says (base manifest or governance rules)".into(),
+                    ));
+                }
                 if active != Some(base) {
                     return Err(bad(format!(
                         "the proposal's base manifest {base} is not the manifest in force"
@@ -97,6 +107,7 @@ impl Kernel {
                         rejection: None,
                         shadows: Vec::new(),
                         applied: None,
+                        base_rules: settings.as_ref().map(|_| book.settings.clone()),
                         settings,
                     },
                 );

@@ -210,7 +210,7 @@ pub fn keygen(ctx: &Ctx, a: KeygenArgs) -> anyhow::Result<Outcome> {
     } else {
         println!("{}", signer.public_key());
         ctx.info(&format!(
-            "private key written to {} (mode 0600); register the public key with `aos init --approver NAME=KEY`",
+            "private key written to {} (mode 0600); register the public key with `aos init --approver NAME=KEY` or `aos propose --approver NAME=KEY`",
             a.file.display()
         ));
     }

@@ -211,6 +211,27 @@ fn check_decisions(w: &aos_store::world::World, emit: &mut dyn FnMut(Finding)) {
             }
         }
     }
+    // A proposal's record says what its patch object (the thing approvers sign) says.
+    for r in records.iter().filter(|r| r.kind == "proposed") {
+        let Some(h) = r
+            .body
+            .get("patch")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|t| t.parse::<aos_store::Hash>().ok())
+        else {
+            continue;
+        };
+        if let Ok(patch) = w.objects.get_json::<serde_json::Value>(&h) {
+            if !aos_kernel::governance::patch_matches_record(&patch, &r.body) {
+                emit(Finding {
+                    severity: Severity::Error,
+                    code: "proposal_mismatch",
+                    location: format!("journal seq {} (proposed)", r.seq),
+                    what: format!("the record's base manifest or governance rules differ from its patch object {h}, which is what approvers signed"),
+                });
+            }
+        }
+    }
     // The rules come from the genesis record: who may decide, with which key.
     let settings = w
         .journal

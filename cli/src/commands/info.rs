@@ -68,7 +68,11 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
         } else {
             format!(
                 "only {}",
-                g.approvers.keys().cloned().collect::<Vec<_>>().join(", ")
+                g.approvers
+                    .iter()
+                    .map(|(n, k)| format!("{n} {k}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         };
         println!(

@@ -97,6 +97,10 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> anyhow::Result<Outcome> {
     }
     gov.require_shadow = !args.no_shadow_required;
     gov.approvers.extend(parse_approvers(&args.approvers)?);
+    // The checks the kernel applies when it reads the genesis record.
+    if let Err(e) = aos_kernel::governance::Settings::from_json(&gov.to_json()) {
+        return user(format!("{e}; nothing was created"));
+    }
     if gov != aos_kernel::governance::Settings::default() {
         body.insert("governance".into(), gov.to_json());
     }

@@ -51,7 +51,11 @@ pub fn run(ctx: &Ctx, cmd: ProposalsCommand) -> anyhow::Result<Outcome> {
                     approvals,
                     shadow_verdict(p),
                     p.author,
-                    p.message.as_deref().unwrap_or("")
+                    match (&p.message, &p.settings) {
+                        (Some(m), _) => m.clone(),
+                        (None, Some(_)) => "(changes the governance rules)".to_string(),
+                        (None, None) => String::new(),
+                    }
                 );
             }
             Ok(Outcome::Ok)

@@ -95,12 +95,15 @@ struct ManifestChange {
 
 /// Compile `source` (a patch document or an AIR directory) against the manifest in
 /// force; every refusal names what is wrong and nothing is stored.
+/// `Ok(None)` when `source` leaves the manifest as it is and the rules change
+/// (`rules_change`); that is refused otherwise.
 fn manifest_change(
     s: &Session,
     source: &Path,
     active: &ActiveManifest,
     modules: Vec<ModuleFile>,
-) -> anyhow::Result<ManifestChange> {
+    rules_change: bool,
+) -> anyhow::Result<Option<ManifestChange>> {
     let module_map: BTreeMap<Name, Hash> =
         modules.iter().map(|m| (m.name.clone(), m.hash)).collect();
     let patch = if source.is_dir() {
@@ -108,6 +111,9 @@ fn manifest_change(
     } else {
         read_patch(source)?
     };
+    if patch.is_empty() && rules_change {
+        return Ok(None);
+    }
     if patch.is_empty() {
         return user(format!(
             "{} changes nothing in the manifest in force ({}); nothing was proposed",
@@ -137,6 +143,9 @@ fn manifest_change(
         print_diags(&diags);
         return user("the candidate manifest does not assemble; nothing was proposed");
     };
+    if assembled.manifest_hash == active.hash && rules_change {
+        return Ok(None);
+    }
     if assembled.manifest_hash == active.hash {
         return user(format!(
             "{} yields the manifest in force ({}) unchanged; nothing was proposed",
@@ -162,12 +171,12 @@ fn manifest_change(
         objects.push(aos_store::canon::value_to_vec(value)?);
     }
     objects.push(aos_store::canon::value_to_vec(&assembled.manifest)?);
-    Ok(ManifestChange {
+    Ok(Some(ManifestChange {
         patch,
         candidate,
         manifest_hash: assembled.manifest_hash,
         objects,
-    })
+    }))
 }
 
 /// The governance settings the flags ask for, if they change the rules in force.
@@ -191,6 +200,9 @@ fn rules_change(a: &ProposeArgs, current: &Settings) -> anyhow::Result<Option<Se
     }
     // The same checks as settings read from the journal.
     Settings::from_json(&next.to_json()).map_err(|e| UserError(e.clone()))?;
+    if next.approvers.is_empty() && !current.approvers.is_empty() {
+        eprintln!("note: with no registered approvers left, any --as NAME may approve, unsigned");
+    }
     Ok((next != *current).then_some(next))
 }
 
@@ -202,7 +214,7 @@ pub fn run(ctx: &Ctx, a: ProposeArgs) -> anyhow::Result<Outcome> {
     };
     let rules = rules_change(&a, &s.kernel.governance().settings)?;
     let change = match &a.source {
-        Some(src) => Some(manifest_change(&s, src, &active, modules)?),
+        Some(src) => manifest_change(&s, src, &active, modules, rules.is_some())?,
         None if rules.is_some() => None,
         None if a.approvals.is_some()
             || a.require_shadow.is_some()

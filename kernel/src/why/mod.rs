@@ -220,14 +220,27 @@ fn approvals(journal: &Journal, ix: &WhyIndex, rec: &Record) -> Result<Vec<u64>,
         return Ok(Vec::new());
     };
     let mut out = Vec::new();
+    // The shadow reports that gated the apply: the latest of each kind that rehearsed
+    // something (a later one of the same kind replaces an earlier one).
+    let mut reports: BTreeMap<String, u64> = BTreeMap::new();
     for &g in ix.governance(id) {
         if g < rec.seq {
             let (r, _) = journal.read(g)?;
-            if matches!(r.kind.as_str(), "proposed" | "approved" | "shadow_report") {
-                out.push(g);
+            match r.kind.as_str() {
+                "proposed" | "approved" => out.push(g),
+                "shadow_report" => {
+                    let mode = r.body.get("mode").and_then(Value::as_str).unwrap_or("");
+                    let kind = mode.split(':').next().unwrap_or("").to_string();
+                    if kind != "diff" {
+                        reports.insert(kind, g);
+                    }
+                }
+                _ => {}
             }
         }
     }
+    out.extend(reports.into_values());
+    out.sort_unstable();
     Ok(out)
 }
 
