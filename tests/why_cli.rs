@@ -563,3 +563,28 @@ fn a_malformed_hash_is_named_as_one() {
     let o = aos(&root, &["why", COUNTER]);
     expect_code(&o, 0);
 }
+
+#[test]
+fn concurrent_whys_take_turns_and_agree() {
+    let (_d, root) = counter();
+    let want = why_json(&root, &["4"]);
+    for _ in 0..3 {
+        let _ = std::fs::remove_dir_all(root.join(".aos/cache/why"));
+        let children: Vec<_> = (0..6)
+            .map(|_| {
+                std::process::Command::new(common::aos_bin())
+                    .args(["why", "4", "--format", "json"])
+                    .current_dir(&root)
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in children {
+            let o = c.wait_with_output().unwrap();
+            expect_code(&o, 0);
+            let got: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+            assert_eq!(got, want);
+        }
+    }
+}

@@ -42,6 +42,10 @@ pub struct WhyIndex {
     governance: BTreeMap<u64, Vec<u64>>,
     /// Whether this open rebuilt the index from scratch (for benchmarks and tests).
     pub rebuilt: bool,
+    /// An exclusive lock on `lock` in the index directory, held while the index is in
+    /// use: two `aos why` at once take turns instead of one rebuilding the files the
+    /// other is reading.
+    _guard: Option<fs::File>,
 }
 
 fn reducer_slot(reducer: &str, key: Option<&Value>) -> String {
@@ -80,11 +84,22 @@ impl WhyIndex {
     /// The directory must be writable (a world on read-only media gets a cache error
     /// naming the path).
     pub fn open(dir: &Path, journal: &Journal) -> Result<WhyIndex, WhyError> {
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        let lock_path = dir.join("lock");
+        let guard = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        guard.lock().map_err(io(&lock_path))?;
         let loaded = Self::load(dir, journal).filter(|ix| ix.covered <= journal.len());
         let mut ix = match loaded {
             Some(ix) => ix,
             None => Self::fresh(dir)?,
         };
+        ix._guard = Some(guard);
         if ix.covered < journal.len() {
             ix.extend(journal)?;
         }
@@ -105,6 +120,7 @@ impl WhyIndex {
             reducers: BTreeMap::new(),
             governance: BTreeMap::new(),
             rebuilt: true,
+            _guard: None,
         })
     }
 
@@ -152,6 +168,7 @@ impl WhyIndex {
             reducers,
             governance,
             rebuilt: false,
+            _guard: None,
         })
     }
 
