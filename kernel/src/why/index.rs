@@ -93,7 +93,26 @@ impl WhyIndex {
             .truncate(false)
             .open(&lock_path)
             .map_err(io(&lock_path))?;
-        guard.lock().map_err(io(&lock_path))?;
+        // Wait for another user of the index, but not forever (a holder in this very
+        // process, or a stuck one, gets an error naming the lock, not a hang).
+        let started = std::time::Instant::now();
+        loop {
+            match guard.try_lock() {
+                Ok(()) => break,
+                Err(fs::TryLockError::WouldBlock)
+                    if started.elapsed() < std::time::Duration::from_secs(10) =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(WhyError::Cache(format!(
+                        "{}: still held by another user of the index after 10 s",
+                        lock_path.display()
+                    )))
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
+            }
+        }
         let loaded = Self::load(dir, journal).filter(|ix| ix.covered <= journal.len());
         let mut ix = match loaded {
             Some(ix) => ix,

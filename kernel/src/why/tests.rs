@@ -178,6 +178,8 @@ fn the_index_extends_and_a_forged_one_is_rebuilt() {
         resolve(&j, &ix, &Target::parse("d/R@1")).expect("latest"),
         10
     );
+    // One user of the index at a time: a second open waits, then says who holds it.
+    drop(ix);
     // Same length, other bytes: the recorded hash no longer matches.
     let edges = dir.join("edges");
     let mut bytes = std::fs::read(&edges).expect("edges");
@@ -189,6 +191,7 @@ fn the_index_extends_and_a_forged_one_is_rebuilt() {
         forward(&j, &ix, 1, u64::MAX).expect("forward").nodes.len(),
         7
     );
+    drop(ix);
     std::fs::write(dir.join("meta.json"), b"{").expect("truncate");
     assert!(open_index(&dir, &j).expect("rebuilt").rebuilt);
 }
@@ -210,4 +213,24 @@ fn unrooted_names_records_without_a_path_to_a_root() {
     ])
     .expect("append");
     assert_eq!(unrooted(&j).expect("check"), vec![10, 11, 12]);
+}
+
+proptest::proptest! {
+    /// Any target text reads as something (never a panic): digits as a seq, `blake3:`
+    /// with 64 hex digits as an intent, other `blake3:` text as a malformed hash.
+    #[test]
+    fn any_target_text_parses(s in "\\PC{0,80}") {
+        match Target::parse(&s) {
+            Target::Seq(n) => proptest::prop_assert_eq!(s.parse::<u64>().ok(), Some(n)),
+            Target::BadHash(t) => proptest::prop_assert!(t.starts_with("blake3:")),
+            Target::Intent(_) | Target::Reducer { .. } => {}
+        }
+    }
+
+    #[test]
+    fn seqs_and_hashes_round_trip(n in proptest::prelude::any::<u64>(), bytes in proptest::prelude::any::<[u8; 32]>()) {
+        proptest::prop_assert_eq!(Target::parse(&n.to_string()), Target::Seq(n));
+        let h = Hash(bytes);
+        proptest::prop_assert_eq!(Target::parse(&h.to_string()), Target::Intent(h));
+    }
 }
