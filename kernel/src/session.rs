@@ -271,21 +271,7 @@ impl Session {
         let base = self.world.journal.len();
         for (ev, (value, key)) in events.iter().zip(prepared) {
             let seq = base + staged.len() as u64;
-            let mut body = Map::new();
-            body.insert("schema".into(), Value::String(ev.schema.to_string()));
-            body.insert("value".into(), value);
-            if let Some(k) = key {
-                body.insert("key".into(), k);
-            }
-            body.insert("origin".into(), origin.clone());
-            let rec = Record {
-                seq,
-                prev: None,
-                at_ns: now_ns(),
-                kind: DOMAIN_EVENT.into(),
-                cause: Vec::new(),
-                body: Value::Object(body),
-            };
+            let rec = injected_event(seq, now_ns(), &ev.schema, value, key, origin);
             let derived = match self.kernel.process(&self.world.objects, seq, &rec) {
                 Ok(d) => d,
                 Err(e) => {
@@ -666,4 +652,31 @@ fn append_snapshot_index(path: &std::path::Path, seq: u64, hash: &Hash) -> Resul
         seq,
         reason: format!("cannot write {}: {e}", path.display()),
     })
+}
+
+/// The record of an injected domain event (a root): canonical value, key if any, and
+/// who injected it.
+pub fn injected_event(
+    seq: u64,
+    at_ns: u64,
+    schema: &Name,
+    value: Value,
+    key: Option<Value>,
+    origin: &Value,
+) -> Record {
+    let mut body = Map::new();
+    body.insert("schema".into(), Value::String(schema.to_string()));
+    body.insert("value".into(), value);
+    if let Some(k) = key {
+        body.insert("key".into(), k);
+    }
+    body.insert("origin".into(), origin.clone());
+    Record {
+        seq,
+        prev: None,
+        at_ns,
+        kind: DOMAIN_EVENT.into(),
+        cause: Vec::new(),
+        body: Value::Object(body),
+    }
 }

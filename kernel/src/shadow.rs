@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use air_fmt::Name;
 use aos_store::journal::{NewRecord, Record};
 use aos_store::objects::ObjectStore;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::error::Result;
 use crate::governance::Proposal;
@@ -172,21 +172,7 @@ pub fn feed_samples(
                 continue;
             }
         };
-        let mut body = Map::new();
-        body.insert("schema".into(), Value::String(s.schema.to_string()));
-        body.insert("value".into(), value);
-        if let Some(k) = key {
-            body.insert("key".into(), k);
-        }
-        body.insert("origin".into(), origin.clone());
-        let rec = Record {
-            seq,
-            prev: None,
-            at_ns: now_ns,
-            kind: DOMAIN_EVENT.into(),
-            cause: Vec::new(),
-            body: Value::Object(body),
-        };
+        let rec = crate::session::injected_event(seq, now_ns, &s.schema, value, key, origin);
         let derived = fork.process(objects, seq, &rec)?;
         report.last_seq = Some(seq);
         for (j, d) in derived.iter().enumerate() {
