@@ -66,7 +66,7 @@ mod collection;
 mod record;
 mod scalar;
 
-pub use scalar::{base64_decode, base64_encode};
+pub use scalar::{base64_decode, base64_encode, lex_decimal, DecimalLex};
 #[cfg(test)]
 mod tests;
 
@@ -169,9 +169,9 @@ fn canonical_bytes(v: &Value) -> Vec<u8> {
     aos_store::canon::to_vec(v).unwrap_or_else(|_| serde_json::to_vec(v).unwrap_or_default())
 }
 
-/// The same rendering as [`crate::diag::show`], without serializing more than a few
-/// hundred bytes of a large value.
-pub(crate) fn show(v: &Value) -> String {
+/// The same rendering as [`crate::diag::show`] (compact JSON cut to 80 characters),
+/// without serializing more than a few hundred bytes of a large value.
+pub fn show(v: &Value) -> String {
     struct Capped(Vec<u8>);
     impl std::io::Write for Capped {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {

@@ -37,3 +37,17 @@ pub enum KernelError {
 }
 
 pub type Result<T, E = KernelError> = std::result::Result<T, E>;
+
+impl KernelError {
+    /// A maker of [`KernelError::Record`] errors about `rec` at `seq`.
+    pub fn in_record(
+        seq: u64,
+        rec: &aos_store::journal::Record,
+    ) -> impl Fn(String) -> KernelError + Copy + '_ {
+        move |reason| KernelError::Record {
+            seq,
+            kind: rec.kind.clone(),
+            reason,
+        }
+    }
+}

@@ -35,11 +35,7 @@ impl Kernel {
         seq: u64,
         rec: &Record,
     ) -> Result<Vec<NewRecord>> {
-        let bad = |reason: String| KernelError::Record {
-            seq,
-            kind: rec.kind.clone(),
-            reason,
-        };
+        let bad = KernelError::in_record(seq, rec);
         let body = &rec.body;
         let id = num(body.get("id")).ok_or_else(|| bad("the body has no proposal `id`".into()))?;
         let hash = |k: &str| -> Result<Hash> {

@@ -136,11 +136,7 @@ impl Kernel {
         seq: u64,
         rec: &Record,
     ) -> Result<Vec<NewRecord>> {
-        let bad = |reason: String| crate::error::KernelError::Record {
-            seq,
-            kind: rec.kind.clone(),
-            reason,
-        };
+        let bad = crate::error::KernelError::in_record(seq, rec);
         let Some(m) = self.manifest.clone() else {
             return Err(bad("the world has no manifest".into()));
         };

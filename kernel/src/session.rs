@@ -272,33 +272,9 @@ impl Session {
         for (ev, (value, key)) in events.iter().zip(prepared) {
             let seq = base + staged.len() as u64;
             let rec = injected_event(seq, now_ns(), &ev.schema, value, key, origin);
-            let derived = match self.kernel.process(&self.world.objects, seq, &rec) {
-                Ok(d) => d,
-                Err(e) => {
-                    self.poisoned = true;
-                    return Err(e);
-                }
-            };
-            report.push(Injected {
-                seq,
-                derived: derived
-                    .iter()
-                    .enumerate()
-                    .map(|(i, r)| (seq + 1 + i as u64, r.clone()))
-                    .collect(),
-            });
-            staged.push(NewRecord {
-                at_ns: rec.at_ns,
-                kind: rec.kind,
-                cause: rec.cause,
-                body: rec.body,
-            });
-            staged.extend(derived);
+            report.push(self.stage(rec, &mut staged)?);
         }
-        if let Err(e) = self.world.journal.append(&staged) {
-            self.poisoned = true;
-            return Err(e.into());
-        }
+        self.append_staged(&staged)?;
         Ok(report)
     }
 
@@ -342,6 +318,16 @@ impl Session {
             cause: Vec::new(),
             body,
         };
+        let mut staged = Vec::new();
+        let injected = self.stage(rec, &mut staged)?;
+        self.append_staged(&staged)?;
+        Ok(injected)
+    }
+
+    /// Process the input `rec` (whose seq is the next to be journaled after `staged`)
+    /// and stage it with the records it derives; a kernel error poisons the session.
+    fn stage(&mut self, rec: Record, staged: &mut Vec<NewRecord>) -> Result<Injected> {
+        let seq = rec.seq;
         let derived = match self.kernel.process(&self.world.objects, seq, &rec) {
             Ok(d) => d,
             Err(e) => {
@@ -349,25 +335,31 @@ impl Session {
                 return Err(e);
             }
         };
-        let mut staged = vec![NewRecord {
+        let injected = Injected {
+            seq,
+            derived: derived
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (seq + 1 + i as u64, d.clone()))
+                .collect(),
+        };
+        staged.push(NewRecord {
             at_ns: rec.at_ns,
             kind: rec.kind,
             cause: rec.cause,
             body: rec.body,
-        }];
-        staged.extend(derived.iter().cloned());
-        if let Err(e) = self.world.journal.append(&staged) {
+        });
+        staged.extend(derived);
+        Ok(injected)
+    }
+
+    /// Journal staged records in one durable append; a failure poisons the session.
+    fn append_staged(&mut self, staged: &[NewRecord]) -> Result<()> {
+        if let Err(e) = self.world.journal.append(staged) {
             self.poisoned = true;
             return Err(e.into());
         }
-        Ok(Injected {
-            seq,
-            derived: derived
-                .into_iter()
-                .enumerate()
-                .map(|(i, d)| (seq + 1 + i as u64, d))
-                .collect(),
-        })
+        Ok(())
     }
 
     /// Allowed intents still waiting for a receipt, oldest first.
@@ -423,35 +415,10 @@ impl Session {
                 cause: vec![open.seq],
                 body: json!({ "receipt": r.to_json() }),
             };
-            let derived = match self.kernel.process(&self.world.objects, seq, &rec) {
-                Ok(d) => d,
-                Err(e) => {
-                    self.poisoned = true;
-                    return Err(e);
-                }
-            };
-            report.push(Some(Injected {
-                seq,
-                derived: derived
-                    .iter()
-                    .enumerate()
-                    .map(|(i, d)| (seq + 1 + i as u64, d.clone()))
-                    .collect(),
-            }));
-            staged.push(NewRecord {
-                at_ns: rec.at_ns,
-                kind: rec.kind,
-                cause: rec.cause,
-                body: rec.body,
-            });
-            staged.extend(derived);
+            report.push(Some(self.stage(rec, &mut staged)?));
         }
-        if staged.is_empty() {
-            return Ok(report);
-        }
-        if let Err(e) = self.world.journal.append(&staged) {
-            self.poisoned = true;
-            return Err(e.into());
+        if !staged.is_empty() {
+            self.append_staged(&staged)?;
         }
         Ok(report)
     }

@@ -357,6 +357,7 @@ pub fn summarize(
     report: &Report,
     base: &ActiveManifest,
     candidate: &ActiveManifest,
+    diff: &air_fmt::diff::AirDiff,
     before: &WorldState,
 ) -> (Value, bool) {
     let mut problem = !report.refused.is_empty() || !report.errors.is_empty();
@@ -437,9 +438,8 @@ pub fn summarize(
         .as_ref()
         .map(|after| state_changes(before, after))
         .unwrap_or_default();
-    let diff = air_fmt::diff::diff(&base.set, &candidate.set);
     let v = json!({
-        "manifest_diff": serde_json::to_value(&diff).unwrap_or(Value::Null),
+        "manifest_diff": serde_json::to_value(diff).unwrap_or(Value::Null),
         "effects": report.effects,
         "state_changes": states,
         "plan_results": report.plans,

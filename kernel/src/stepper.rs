@@ -155,11 +155,7 @@ impl Kernel {
     }
 
     fn genesis(&mut self, objects: &ObjectStore, rec: &Record) -> Result<()> {
-        let bad = |reason: String| KernelError::Record {
-            seq: 0,
-            kind: rec.kind.clone(),
-            reason,
-        };
+        let bad = KernelError::in_record(0, rec);
         let limits =
             limits_from_json(rec.body.get("limits").unwrap_or(&Value::Null)).map_err(bad)?;
         let mut state = WorldState::new(limits);
@@ -273,11 +269,7 @@ impl Kernel {
         seq: u64,
         rec: &Record,
     ) -> Result<Vec<NewRecord>> {
-        let bad = |reason: String| KernelError::Record {
-            seq,
-            kind: rec.kind.clone(),
-            reason,
-        };
+        let bad = KernelError::in_record(seq, rec);
         let Some(m) = self.manifest.clone() else {
             return Err(bad("the world has no manifest to route it".into()));
         };
@@ -364,11 +356,7 @@ impl Kernel {
     /// `sys/BlobGetResult@1`) to that reducer (and cell), then run the cascade. A
     /// plan's receipt wakes its run.
     fn receipt(&mut self, objects: &ObjectStore, seq: u64, rec: &Record) -> Result<Vec<NewRecord>> {
-        let bad = |reason: String| KernelError::Record {
-            seq,
-            kind: rec.kind.clone(),
-            reason,
-        };
+        let bad = KernelError::in_record(seq, rec);
         let receipt = Receipt::from_json(rec.body.get("receipt").unwrap_or(&Value::Null))
             .map_err(|e| bad(e.to_string()))?;
         receipt

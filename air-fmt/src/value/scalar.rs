@@ -295,6 +295,73 @@ pub(crate) fn dec128(v: &Value) -> Out {
     normalize_decimal(&text).map(Value::String)
 }
 
+/// The parts of decimal text `[+-]digits[.digits][(e|E)[+-]digits]` (at least one
+/// mantissa digit): sign, integer and fraction digits (ASCII), and the exponent,
+/// saturated at ±10^12 (far outside dec128, and still ordered right).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecimalLex<'a> {
+    pub neg: bool,
+    pub int: &'a [u8],
+    pub frac: &'a [u8],
+    pub exp: i64,
+}
+
+/// Split decimal text into its parts; `None` when it is not decimal text.
+pub fn lex_decimal(s: &str) -> Option<DecimalLex<'_>> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let sign = |i: &mut usize| match b.get(*i) {
+        Some(b'-') => {
+            *i += 1;
+            true
+        }
+        Some(b'+') => {
+            *i += 1;
+            false
+        }
+        _ => false,
+    };
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while b.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        &b[start..*i]
+    };
+    let neg = sign(&mut i);
+    let int = digits(&mut i);
+    let frac = if b.get(i) == Some(&b'.') {
+        i += 1;
+        digits(&mut i)
+    } else {
+        &[]
+    };
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let mut exp: i64 = 0;
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        let eneg = sign(&mut i);
+        let e = digits(&mut i);
+        if e.is_empty() {
+            return None;
+        }
+        for d in e {
+            exp = (exp * 10 + i64::from(d - b'0')).min(1_000_000_000_000);
+        }
+        if eneg {
+            exp = -exp;
+        }
+    }
+    (i == b.len()).then_some(DecimalLex {
+        neg,
+        int,
+        frac,
+        exp,
+    })
+}
+
 /// Normalize decimal text: no exponent, no trailing fractional zeros, no leading
 /// zeros, no `+`, `-0` → `0`; at most 34 significant digits within the decimal128
 /// exponent range.
@@ -305,66 +372,12 @@ pub(crate) fn normalize_decimal(s: &str) -> Result<String, Problem> {
             format!("{s:?} is not a decimal number (e.g. \"-12.5\", \"1e3\")"),
         )
     };
-    let b = s.as_bytes();
-    let mut i = 0;
-    let neg = match b.first() {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
-    let int_start = i;
-    while b.get(i).is_some_and(u8::is_ascii_digit) {
-        i += 1;
-    }
-    let int_digits = &b[int_start..i];
-    let mut frac_digits: &[u8] = &[];
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        let start = i;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-        frac_digits = &b[start..i];
-    }
-    if int_digits.is_empty() && frac_digits.is_empty() {
-        return Err(bad());
-    }
-    let mut exp: i64 = 0;
-    if matches!(b.get(i), Some(b'e' | b'E')) {
-        i += 1;
-        let eneg = match b.get(i) {
-            Some(b'-') => {
-                i += 1;
-                true
-            }
-            Some(b'+') => {
-                i += 1;
-                false
-            }
-            _ => false,
-        };
-        let start = i;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            // Saturate: anything this large is out of range (or zero) anyway.
-            exp = (exp * 10 + i64::from(b[i] - b'0')).min(1_000_000_000_000);
-            i += 1;
-        }
-        if i == start {
-            return Err(bad());
-        }
-        if eneg {
-            exp = -exp;
-        }
-    }
-    if i != b.len() {
-        return Err(bad());
-    }
+    let DecimalLex {
+        neg,
+        int: int_digits,
+        frac: frac_digits,
+        exp,
+    } = lex_decimal(s).ok_or_else(bad)?;
     // value = coefficient × 10^scale
     let mut coeff: Vec<u8> = int_digits
         .iter()

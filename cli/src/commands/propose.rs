@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use air_fmt::assemble::{assemble, fill_wasm_hashes};
 use air_fmt::load::{load, AirSet};
@@ -247,14 +246,14 @@ pub fn run(ctx: &Ctx, a: ProposeArgs) -> anyhow::Result<Outcome> {
     batch.commit()?;
     let patch_hash = Hash::of(&doc_bytes);
     let candidate_hash = change.as_ref().map_or(active.hash, |c| c.manifest_hash);
-    // The kernel loads the stored candidate the way `apply` will, before it is journaled.
-    let loaded = Arc::new(ActiveManifest::load(&s.world.objects, &candidate_hash)?);
+    // The kernel loads the stored candidate (as `apply` will) before `proposed` is
+    // journaled, and refuses it if it does not load.
     let id = s.kernel.governance().next_id();
     let mut body = json!({
         "id": id,
         "patch": patch_hash,
         "base_manifest": active.hash,
-        "manifest": loaded.hash,
+        "manifest": candidate_hash,
         "origin": ctx.origin(),
     });
     if let Value::Object(o) = &mut body {
@@ -276,7 +275,7 @@ pub fn run(ctx: &Ctx, a: ProposeArgs) -> anyhow::Result<Outcome> {
             "seq": inj.seq,
             "patch": patch_hash,
             "base_manifest": active.hash,
-            "manifest": loaded.hash,
+            "manifest": candidate_hash,
             "operations": operations,
             "governance": rules.as_ref().map(Settings::to_json),
             "diff": serde_json::to_value(&d)?,
@@ -287,7 +286,7 @@ pub fn run(ctx: &Ctx, a: ProposeArgs) -> anyhow::Result<Outcome> {
             inj.seq,
             if operations == 1 { "" } else { "s" }
         );
-        println!("  manifest {} -> {}", active.hash, loaded.hash);
+        println!("  manifest {} -> {}", active.hash, candidate_hash);
         if let Some(r) = &rules {
             println!("  governance -> {}", r.to_json());
         }

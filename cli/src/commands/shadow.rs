@@ -86,7 +86,6 @@ pub fn run(ctx: &Ctx, a: ShadowArgs) -> anyhow::Result<Outcome> {
             p.id, p.base, base.hash
         ));
     }
-    let candidate = ActiveManifest::load(&s.world.objects, &p.candidate)?;
     let mut report = Report::default();
     let head = s.world.journal.len();
     let replay_from = match (a.replay_since, a.replay_all) {
@@ -166,6 +165,11 @@ pub fn run(ctx: &Ctx, a: ShadowArgs) -> anyhow::Result<Outcome> {
             .fork_with(&s.world.objects, &p.candidate)
             .map_err(kernel_err)?,
     };
+    // The candidate as the fork loaded it.
+    let candidate = fork
+        .manifest
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("the fork has no manifest in force"))?;
     let next = report.last_seq.map_or(head, |seq| (seq + 1).max(head));
     shadow::feed_samples(
         &mut fork,
@@ -178,7 +182,8 @@ pub fn run(ctx: &Ctx, a: ShadowArgs) -> anyhow::Result<Outcome> {
     )
     .map_err(kernel_err)?;
     report.final_state = Some(fork.state.clone());
-    let (sections, problem) = shadow::summarize(&report, &base, &candidate, &s.kernel.state);
+    let diff = air_fmt::diff::diff(&base.set, &candidate.set);
+    let (sections, problem) = shadow::summarize(&report, &base, &candidate, &diff, &s.kernel.state);
     let mode = match (replay_from, a.replay_all) {
         (Some(_), true) => "replay_all".to_string(),
         (Some(seq), false) => format!("replay_since:{seq}"),
@@ -216,7 +221,7 @@ pub fn run(ctx: &Ctx, a: ShadowArgs) -> anyhow::Result<Outcome> {
         }
         print_json(&doc)?;
     } else {
-        print_text(&doc, &base, &candidate);
+        print_text(&doc, &base, &candidate, &diff);
         println!("report {report_hash} journaled at seq {}", inj.seq);
     }
     Ok(if problem {
@@ -257,7 +262,12 @@ fn more(total: usize) {
     }
 }
 
-fn print_text(doc: &Value, base: &ActiveManifest, candidate: &ActiveManifest) {
+fn print_text(
+    doc: &Value,
+    base: &ActiveManifest,
+    candidate: &ActiveManifest,
+    d: &air_fmt::diff::AirDiff,
+) {
     let pid = &doc["proposal"]["id"];
     println!(
         "shadow of proposal {pid} ({}): manifest {} -> {}",
@@ -266,8 +276,7 @@ fn print_text(doc: &Value, base: &ActiveManifest, candidate: &ActiveManifest) {
         candidate.hash
     );
     println!("\nmanifest diff:");
-    let d = air_fmt::diff::diff(&base.set, &candidate.set);
-    for line in air_fmt::diff::render_text(&d, false).lines() {
+    for line in air_fmt::diff::render_text(d, false).lines() {
         println!("  {line}");
     }
     let effects = list(doc, "effects");

@@ -133,72 +133,20 @@ pub struct Decimal {
     exp: i64,
 }
 
-/// Exponents beyond this are saturated: far outside dec128, and still ordered right.
+/// Exponents beyond this are saturated (by the lexer): far outside dec128, and still
+/// ordered right.
 const EXP_LIMIT: i64 = 1_000_000_000_000;
 
 impl Decimal {
     /// Parse `[+-]digits[.digits][(e|E)[+-]digits]` (at least one digit in the
     /// mantissa). Nothing else is a decimal.
     pub fn parse(s: &str) -> Option<Decimal> {
-        let b = s.as_bytes();
-        let mut i = 0;
-        let neg = match b.first() {
-            Some(b'-') => {
-                i += 1;
-                true
-            }
-            Some(b'+') => {
-                i += 1;
-                false
-            }
-            _ => false,
-        };
-        let int_start = i;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-        let int = &b[int_start..i];
-        let mut frac: &[u8] = &[];
-        if b.get(i) == Some(&b'.') {
-            i += 1;
-            let start = i;
-            while b.get(i).is_some_and(u8::is_ascii_digit) {
-                i += 1;
-            }
-            frac = &b[start..i];
-        }
-        if int.is_empty() && frac.is_empty() {
-            return None;
-        }
-        let mut e: i64 = 0;
-        if matches!(b.get(i), Some(b'e' | b'E')) {
-            i += 1;
-            let eneg = match b.get(i) {
-                Some(b'-') => {
-                    i += 1;
-                    true
-                }
-                Some(b'+') => {
-                    i += 1;
-                    false
-                }
-                _ => false,
-            };
-            let start = i;
-            while let Some(d) = b.get(i).filter(|c| c.is_ascii_digit()) {
-                e = (e * 10 + i64::from(d - b'0')).min(EXP_LIMIT);
-                i += 1;
-            }
-            if i == start {
-                return None;
-            }
-            if eneg {
-                e = -e;
-            }
-        }
-        if i != b.len() {
-            return None;
-        }
+        let air_fmt::value::DecimalLex {
+            neg,
+            int,
+            frac,
+            exp: e,
+        } = air_fmt::value::lex_decimal(s)?;
         // All digits, the decimal point after `int.len()` of them.
         let all: Vec<u8> = int.iter().chain(frac).map(|d| d - b'0').collect();
         let lead = all.iter().take_while(|&&d| d == 0).count();

@@ -73,6 +73,7 @@ use std::collections::BTreeMap;
 
 use air_fmt::expr::{Expr, ExprOrValue, ExprRef, OPS};
 use air_fmt::types::TypeExpr;
+use air_fmt::value::show;
 use serde_json::{Map, Value};
 
 /// How deep an expression may nest before evaluation stops with [`EvalError::TooDeep`]
@@ -608,35 +609,6 @@ fn type_err(op: &str, expected: &'static str, found: &Value) -> EvalError {
 /// sort key of sets and of maps with non-text keys.
 fn canonical_bytes(v: &Value) -> Vec<u8> {
     aos_store::canon::value_to_vec(v).unwrap_or_else(|_| serde_json::to_vec(v).unwrap_or_default())
-}
-
-/// A value for a message: compact JSON cut to 80 characters, without serializing more
-/// than a few hundred bytes of a large value.
-fn show(v: &Value) -> String {
-    struct Capped(Vec<u8>);
-    impl std::io::Write for Capped {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            let room = 324usize.saturating_sub(self.0.len());
-            if room == 0 {
-                return Err(std::io::Error::other("enough"));
-            }
-            let n = room.min(b.len());
-            self.0.extend_from_slice(&b[..n]);
-            Ok(n)
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut w = Capped(Vec::new());
-    let _ = serde_json::to_writer(&mut w, v);
-    let s = String::from_utf8_lossy(&w.0);
-    if s.chars().count() > 80 {
-        let cut: String = s.chars().take(77).collect();
-        format!("{cut}...")
-    } else {
-        s.into_owned()
-    }
 }
 
 #[cfg(test)]
