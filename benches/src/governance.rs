@@ -262,7 +262,8 @@ fn check_report(stdout: &[u8], replay: bool) -> Res<u64> {
     if doc["ok"] != json!(true) {
         return Err(format!("the shadow report is not ok: {doc}").into());
     }
-    let want = if replay { "replay_all" } else { "events" };
+    // Without --events or --replay-*, a shadow only diffs the manifests.
+    let want = if replay { "replay_all" } else { "diff" };
     if doc["mode"] != json!(want) {
         return Err(format!("shadow mode {} (expected {want})", doc["mode"]).into());
     }
